@@ -1,0 +1,595 @@
+"""The case, the organisation tree, people and the timeline.
+
+The case's state is owned by django-fsm-2: ``Case.state`` is a protected
+``FSMField`` and the only way to change it is a ``@transition`` method, which in
+turn is only called by the services in ``casework.services``.
+"""
+
+import secrets
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import GET_STATE, FSMField, FSMModelMixin, transition
+from treebeard.mp_tree import MP_Node
+
+from . import permissions
+from .states import OPEN_STATES, PAUSABLE_STATES, CaseState
+
+
+class User(AbstractUser):
+    """Anyone who signs in: youth, staff of an organisation, platform admins.
+
+    Personal fields are the few that handling a request needs; see docs/privacy.md.
+    """
+
+    display_name = models.CharField(_("display name"), max_length=60, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    birth_date = models.DateField(_("birth date"), null=True, blank=True)
+    region_code = models.CharField(_("region code"), max_length=12, blank=True)
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def __str__(self):
+        return self.display_name or self.username
+
+
+class Region(models.Model):
+    """An administrative region (GB/T 2260 code): province, city or district."""
+
+    class Level(models.IntegerChoices):
+        PROVINCE = 1, _("province")
+        CITY = 2, _("city")
+        DISTRICT = 3, _("district")
+
+    code = models.CharField(_("code"), max_length=12, primary_key=True)
+    name = models.CharField(_("name"), max_length=60)
+    name_en = models.CharField(_("English name"), max_length=60, blank=True)
+    level = models.PositiveSmallIntegerField(_("level"), choices=Level.choices)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("region")
+        verbose_name_plural = _("regions")
+
+    def __str__(self):
+        return self.name
+
+
+class Category(models.Model):
+    """A service category (the platform's lines); sensitive ones are private everywhere."""
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=60)
+    name_en = models.CharField(_("English name"), max_length=60, blank=True)
+    sensitive = models.BooleanField(_("sensitive"), default=False)
+    difficulty_weight = models.DecimalField(
+        _("difficulty weight"), max_digits=4, decimal_places=2, default=1
+    )
+    ordering = models.PositiveSmallIntegerField(_("ordering"), default=0)
+
+    class Meta:
+        ordering = ["ordering", "code"]
+        verbose_name = _("category")
+        verbose_name_plural = _("categories")
+
+    def __str__(self):
+        return self.name
+
+
+class Organisation(MP_Node):
+    """A node of the youth-league tree; ``path`` (materialised path) makes subtrees cheap.
+
+    A subtree is ``path LIKE '<path>%'`` and the ancestors are the prefixes of
+    ``path``: both are one indexed query, never a walk in Python.
+    """
+
+    class Level(models.IntegerChoices):
+        PROVINCE = 1, _("province")
+        CITY = 2, _("city")
+        DISTRICT = 3, _("district or university")
+        BRANCH = 4, _("branch or station")
+
+    class Kind(models.TextChoices):
+        LEAGUE = "league", _("league committee")
+        STATION = "station", _("offline service station")
+        PARTNER = "partner", _("partner body")
+        SOCIAL = "social", _("social organisation")
+
+    name = models.CharField(_("name"), max_length=120)
+    name_en = models.CharField(_("English name"), max_length=120, blank=True)
+    level = models.PositiveSmallIntegerField(_("level"), choices=Level.choices)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.LEAGUE)
+    region_code = models.CharField(_("region code"), max_length=12, db_index=True)
+    categories = models.ManyToManyField(
+        Category, blank=True, related_name="organisations", verbose_name=_("categories handled")
+    )
+    capacity = models.PositiveIntegerField(
+        _("capacity"), default=100, help_text=_("Open cases this organisation can carry.")
+    )
+    opening_hours = models.JSONField(
+        _("opening hours"),
+        default=dict,
+        blank=True,
+        help_text=_('Stations only: {"mon": [["09:00", "18:00"]], ...}; "24h": true for always.'),
+    )
+    routes_by_region = models.BooleanField(
+        _("receives cases by region"),
+        default=True,
+        help_text=_(
+            "Off for universities and stations: they take cases named to them or delegated."
+        ),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    node_order_by = ["name"]
+
+    class Meta:
+        verbose_name = _("organisation")
+        verbose_name_plural = _("organisations")
+        indexes = [
+            models.Index(
+                fields=["path"], name="org_path_prefix_idx", opclasses=["varchar_pattern_ops"]
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def ancestor_paths(self) -> list[str]:
+        """The paths of this node and every ancestor, root first."""
+        step = self.steplen
+        return [self.path[:i] for i in range(step, len(self.path) + 1, step)]
+
+    def parent_path(self) -> str | None:
+        return self.path[: -self.steplen] or None
+
+    def parent_org(self) -> "Organisation | None":
+        parent = self.parent_path()
+        return type(self).objects.get(path=parent) if parent else None
+
+
+class Membership(models.Model):
+    """A person's role in one organisation; authority flows down the tree."""
+
+    class Role(models.TextChoices):
+        HANDLER = "handler", _("handler")
+        VERIFIER = "verifier", _("verifier")
+        PARTNER = "partner", _("partner")
+        SUPERVISOR = "supervisor", _("supervisor")
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organisation", "role"], name="membership_unique_role"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.user} · {self.get_role_display()} · {self.organisation}"
+
+
+def new_public_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def new_reference() -> str:
+    # Short, unambiguous, not sequential: it says nothing about volume or order.
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "YV-" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+class Case(FSMModelMixin, models.Model):
+    """A young person's request for help, from submission to closing.
+
+    Write it only through ``casework.services``; every change leaves a ``CaseEvent``.
+    """
+
+    class Urgency(models.TextChoices):
+        LOW = "low", _("low")
+        NORMAL = "normal", _("normal")
+        HIGH = "high", _("high")
+        URGENT = "urgent", _("urgent")
+
+    class RejectReason(models.TextChoices):
+        DUPLICATE = "duplicate", _("duplicate")
+        OUT_OF_SCOPE = "out_of_scope", _("out of scope")
+        ABUSE = "abuse", _("abuse or fake")
+        NOT_CONFIRMED = "not_confirmed", _("not confirmed by verification")
+
+    class Outcome(models.TextChoices):
+        SOLVED = "solved", _("solved")
+        PARTLY = "partly", _("partly solved")
+        NOT_SOLVABLE = "not_solvable", _("not solvable")
+
+    reference = models.CharField(_("reference"), max_length=16, unique=True, default=new_reference)
+    public_token = models.CharField(max_length=32, unique=True, default=new_public_token)
+    youth = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="cases", verbose_name=_("youth")
+    )
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, verbose_name=_("category"))
+    urgency = models.CharField(
+        _("urgency"), max_length=10, choices=Urgency.choices, default=Urgency.NORMAL
+    )
+    region_code = models.CharField(_("region code"), max_length=12, db_index=True)
+    title = models.CharField(_("title"), max_length=120)
+    description = models.TextField(_("description"))
+    is_public = models.BooleanField(_("public progress page"), default=True)
+
+    requested_org = models.ForeignKey(
+        Organisation,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("organisation named by the youth"),
+    )
+    org = models.ForeignKey(
+        Organisation,
+        on_delete=models.PROTECT,
+        related_name="cases",
+        verbose_name=_("handling organisation"),
+    )
+    assignee = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assigned_cases",
+        verbose_name=_("handler"),
+    )
+    station = models.ForeignKey(
+        Organisation,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="verification_cases",
+        verbose_name=_("verifying station"),
+    )
+
+    state = FSMField(
+        _("state"),
+        max_length=20,
+        choices=CaseState.choices,
+        default=CaseState.SUBMITTED,
+        protected=True,
+    )
+    # Where awaiting_youth returns to once the youth answers.
+    resume_state = models.CharField(max_length=20, blank=True, choices=CaseState.choices)
+    version = models.PositiveIntegerField(_("version"), default=0)
+
+    # SLA: the deadline of the stage the case is in; paused while awaiting the youth.
+    stage_due_at = models.DateTimeField(_("stage due"), null=True, blank=True)
+    stage_started_at = models.DateTimeField(null=True, blank=True)
+    sla_paused_remaining = models.DurationField(null=True, blank=True)
+    sla_breached = models.BooleanField(default=False)
+
+    escalation_count = models.PositiveSmallIntegerField(default=0)
+    reopen_count = models.PositiveSmallIntegerField(default=0)
+    appealed = models.BooleanField(default=False)
+    reject_reason = models.CharField(
+        _("rejection reason"), max_length=20, blank=True, choices=RejectReason.choices
+    )
+    outcome = models.CharField(_("outcome"), max_length=20, blank=True, choices=Outcome.choices)
+    outcome_note = models.TextField(_("outcome note"), blank=True)
+
+    submitted_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Head of the hash-chained timeline, kept on the locked row so appending needs no scan.
+    last_event_seq = models.PositiveIntegerField(default=0)
+    last_event_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("case")
+        verbose_name_plural = _("cases")
+        ordering = ["-submitted_at"]
+        indexes = [
+            models.Index(
+                fields=["stage_due_at"],
+                name="case_open_due_idx",
+                condition=Q(state__in=[s.value for s in OPEN_STATES])
+                & Q(stage_due_at__isnull=False),
+            ),
+            models.Index(fields=["org", "state"], name="case_org_state_idx"),
+            models.Index(fields=["youth", "-submitted_at"], name="case_youth_idx"),
+        ]
+
+    def __str__(self):
+        return self.reference
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    # --- transitions (called only by casework.services) ---------------------
+
+    @transition(
+        field=state,
+        source=CaseState.SUBMITTED,
+        target=CaseState.ACCEPTED,
+        permission=permissions.is_case_handler,
+    )
+    def accept(self):
+        pass
+
+    @transition(
+        field=state,
+        source=[CaseState.SUBMITTED, CaseState.ACCEPTED, CaseState.VERIFYING],
+        target=CaseState.REJECTED,
+        permission=permissions.may_reject,
+    )
+    def reject(self, reason: str):
+        self.reject_reason = reason
+        self.closed_at = timezone.now()
+
+    @transition(
+        field=state,
+        source=CaseState.REJECTED,
+        target=CaseState.SUBMITTED,
+        conditions=[permissions.appeal_available],
+        permission=permissions.is_case_youth,
+    )
+    def appeal(self):
+        self.appealed = True
+        self.reject_reason = ""
+        self.closed_at = None
+
+    @transition(
+        field=state,
+        source=CaseState.ACCEPTED,
+        target=CaseState.VERIFYING,
+        permission=permissions.is_case_handler,
+    )
+    def schedule_verification(self, station):
+        self.station = station
+
+    @transition(
+        field=state,
+        source=CaseState.VERIFYING,
+        target=CaseState.COORDINATING,
+        permission=permissions.is_case_verifier,
+    )
+    def confirm(self):
+        pass
+
+    @transition(
+        field=state,
+        source=[s.value for s in PAUSABLE_STATES],
+        target=CaseState.AWAITING_YOUTH,
+        permission=permissions.is_case_handler_or_verifier,
+    )
+    def request_info(self):
+        self.resume_state = self.state
+
+    @transition(
+        field=state,
+        source=CaseState.AWAITING_YOUTH,
+        target=GET_STATE(
+            lambda case: case.resume_state, states=[s.value for s in PAUSABLE_STATES]
+        ),
+        permission=permissions.is_case_youth,
+    )
+    def provide_info(self):
+        pass
+
+    @transition(
+        field=state,
+        source=CaseState.COORDINATING,
+        target=CaseState.RESOLVED,
+        conditions=[permissions.coordination_complete],
+        permission=permissions.is_case_handler,
+    )
+    def resolve(self, outcome: str):
+        self.outcome = outcome
+
+    @transition(
+        field=state,
+        source=CaseState.RESOLVED,
+        target=CaseState.FEEDBACK_GIVEN,
+        permission=permissions.is_case_handler,
+    )
+    def give_feedback(self):
+        pass
+
+    @transition(
+        field=state,
+        source=CaseState.FEEDBACK_GIVEN,
+        target=CaseState.CLOSED,
+        permission=permissions.is_case_youth,
+    )
+    def rate(self):
+        self.closed_at = timezone.now()
+
+    @transition(
+        field=state,
+        source=CaseState.FEEDBACK_GIVEN,
+        target=CaseState.COORDINATING,
+        permission=permissions.is_case_youth,
+    )
+    def dispute(self):
+        self.reopen_count += 1
+        self.outcome = ""
+
+    @transition(
+        field=state,
+        source=CaseState.FEEDBACK_GIVEN,
+        target=CaseState.CLOSED,
+        permission=permissions.is_system,
+    )
+    def auto_close(self):
+        self.closed_at = timezone.now()
+
+    @transition(
+        field=state,
+        source=[s.value for s in OPEN_STATES],
+        target=CaseState.WITHDRAWN,
+        permission=permissions.is_case_youth,
+    )
+    def withdraw(self):
+        self.closed_at = timezone.now()
+
+
+class CaseEvent(models.Model):
+    """One entry of a case's timeline: append-only and hash-chained per case.
+
+    On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE of this table.
+    ``payload`` never holds personal data, so erasing a youth's data later
+    leaves every hash intact.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=40)
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20, blank=True)
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    org = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    at = models.DateTimeField()
+    payload = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("case event")
+        verbose_name_plural = _("case events")
+        ordering = ["case_id", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "seq"], name="caseevent_case_seq_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.case_id}#{self.seq} {self.kind}"
+
+
+class CaseMessage(models.Model):
+    """Free text exchanged on a case (questions, answers, feedback, comments).
+
+    Kept out of the timeline payloads because it may hold personal data; the
+    timeline event names the message by id only.
+    """
+
+    class Kind(models.TextChoices):
+        QUESTION = "question", _("question to the youth")
+        ANSWER = "answer", _("answer from the youth")
+        FEEDBACK = "feedback", _("feedback to the youth")
+        DISPUTE = "dispute", _("dispute")
+        NOTE = "note", _("note")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="messages")
+    author = models.ForeignKey(User, null=True, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    body = models.TextField()
+    internal = models.BooleanField(default=False, help_text=_("Hidden from the youth."))
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name = _("case message")
+        verbose_name_plural = _("case messages")
+
+    def __str__(self):
+        return f"{self.case} · {self.get_kind_display()}"
+
+
+class CoordinationTask(models.Model):
+    """A referral: a piece of the solution given to a partner body, with its own deadline."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("open")
+        DONE = "done", _("done")
+        WAIVED = "waived", _("waived")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="coordination_tasks")
+    partner = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="coordination_tasks"
+    )
+    instructions = models.TextField(_("instructions"))
+    required = models.BooleanField(_("required before resolving"), default=True)
+    due_at = models.DateTimeField(_("due"), null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    result = models.TextField(_("result"), blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("coordination task")
+        verbose_name_plural = _("coordination tasks")
+        indexes = [models.Index(fields=["partner", "status"], name="coord_partner_status_idx")]
+
+    def __str__(self):
+        return f"{self.case} → {self.partner}"
+
+
+class Verification(models.Model):
+    """What a verifier found in person ("线下核实分析")."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="verifications")
+    verifier = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    station = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    confirmed = models.BooleanField(_("facts confirmed"))
+    findings = models.TextField(_("findings"))
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("verification")
+        verbose_name_plural = _("verifications")
+
+    def __str__(self):
+        return f"{self.case} · {self.created_at:%Y-%m-%d}"
+
+
+class Rating(models.Model):
+    """The youth's rating of a case ("接受青年评价")."""
+
+    class Solved(models.TextChoices):
+        SOLVED = "solved", _("solved")
+        PARTLY = "partly", _("partly solved")
+        NOT_SOLVED = "not_solved", _("not solved")
+
+    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="rating")
+    timeliness = models.PositiveSmallIntegerField(_("timeliness"))
+    attitude = models.PositiveSmallIntegerField(_("attitude"))
+    outcome = models.PositiveSmallIntegerField(_("outcome"))
+    solved = models.CharField(_("solved?"), max_length=12, choices=Solved.choices)
+    comment = models.TextField(_("comment"), blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("rating")
+        verbose_name_plural = _("ratings")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(timeliness__gte=1, timeliness__lte=5)
+                & Q(attitude__gte=1, attitude__lte=5)
+                & Q(outcome__gte=1, outcome__lte=5),
+                name="rating_stars_1_to_5",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.case} · {self.timeliness}/{self.attitude}/{self.outcome}"

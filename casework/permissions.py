@@ -1,0 +1,127 @@
+"""Who may do what to a case: one place, used by the FSM transitions and the selectors.
+
+Authority flows down the organisation tree: a handler acts for the organisation
+holding the case, a supervisor for that organisation and every descendant.
+Memberships are loaded once per user object and cached on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from .models import Case, User
+
+HANDLER = "handler"
+VERIFIER = "verifier"
+PARTNER = "partner"
+SUPERVISOR = "supervisor"
+
+
+@dataclass(frozen=True)
+class Role:
+    org_id: int
+    org_path: str
+    role: str
+
+
+def roles_of(user: User | None) -> tuple[Role, ...]:
+    """The user's memberships, one query per user object, then cached on it."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return ()
+    cached = getattr(user, "_casework_roles", None)
+    if cached is None:
+        from .models import Membership
+
+        cached = tuple(
+            Role(org_id, path, role)
+            for org_id, path, role in Membership.objects.filter(user=user).values_list(
+                "organisation_id", "organisation__path", "role"
+            )
+        )
+        user._casework_roles = cached
+    return cached
+
+
+def forget_roles(user: User) -> None:
+    """Drop the cached memberships (after memberships change)."""
+    user.__dict__.pop("_casework_roles", None)
+
+
+def has_role_at(user: User | None, org_id: int | None, *roles: str) -> bool:
+    return org_id is not None and any(
+        r.org_id == org_id and r.role in roles for r in roles_of(user)
+    )
+
+
+def supervises_path(user: User | None, path: str) -> bool:
+    """True when the user supervises the organisation at ``path`` or one of its ancestors."""
+    return any(r.role == SUPERVISOR and path.startswith(r.org_path) for r in roles_of(user))
+
+
+# --- FSM permission callables: (case, user) -> bool ------------------------
+
+
+def is_system(case: Case, user: User | None) -> bool:
+    return user is None
+
+
+def is_case_youth(case: Case, user: User | None) -> bool:
+    return user is not None and case.youth_id == user.pk
+
+
+def is_case_handler(case: Case, user: User | None) -> bool:
+    """A handler of the holding organisation, or a supervisor above it (override)."""
+    return has_role_at(user, case.org_id, HANDLER) or supervises_path(user, case.org.path)
+
+
+def is_case_verifier(case: Case, user: User | None) -> bool:
+    """A verifier of the station doing the verification, or of the holding organisation."""
+    return (
+        has_role_at(user, case.station_id, VERIFIER)
+        or has_role_at(user, case.org_id, VERIFIER)
+        or supervises_path(user, case.org.path)
+    )
+
+
+def is_case_handler_or_verifier(case: Case, user: User | None) -> bool:
+    return is_case_handler(case, user) or is_case_verifier(case, user)
+
+
+def may_reject(case: Case, user: User | None) -> bool:
+    """Handlers reject; a verifier's disconfirmation rejects a case under verification."""
+    if is_case_handler(case, user):
+        return True
+    return case.state == "verifying" and is_case_verifier(case, user)
+
+
+def may_view_case(case: Case, user: User | None) -> bool:
+    """Reading a case: its youth, its organisation's members, supervisors above, its station."""
+    if user is None:
+        return False
+    if is_case_youth(case, user) or supervises_path(user, case.org.path):
+        return True
+    return any(
+        r.org_id in (case.org_id, case.station_id) and r.role in (HANDLER, VERIFIER)
+        for r in roles_of(user)
+    )
+
+
+# --- FSM conditions: (case) -> bool -----------------------------------------
+
+
+def appeal_available(case: Case) -> bool:
+    """One appeal per case, within the appeal window after the rejection."""
+    from django.conf import settings
+
+    if case.appealed or case.closed_at is None:
+        return False
+    return timezone.now() - case.closed_at <= settings.CASEWORK_APPEAL_WINDOW
+
+
+def coordination_complete(case: Case) -> bool:
+    """Every required coordination task is done or waived."""
+    return not case.coordination_tasks.filter(required=True, status="open").exists()

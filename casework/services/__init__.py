@@ -1,0 +1,31 @@
+"""Every write to a case goes through one of these functions.
+
+Views, the API, admin actions, Celery tasks and commands only call them.
+"""
+
+from .cases import *  # noqa: F403
+from .cases import __all__ as _case_services
+from .coordination import case_refer, coordination_complete, coordination_waive
+from .routing import (
+    ESCALATION_REASONS,
+    case_assign,
+    case_delegate,
+    case_escalate,
+    case_pull_up,
+    case_reassign,
+    case_transfer,
+)
+
+__all__ = [
+    *_case_services,
+    "ESCALATION_REASONS",
+    "case_assign",
+    "case_delegate",
+    "case_escalate",
+    "case_pull_up",
+    "case_reassign",
+    "case_refer",
+    "case_transfer",
+    "coordination_complete",
+    "coordination_waive",
+]

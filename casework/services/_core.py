@@ -1,0 +1,70 @@
+"""What every case service does: lock, re-check, change, record, sync, save."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import can_proceed, has_transition_perm
+
+from ..errors import InvalidTransition, NotPermitted
+from ..events import append_event
+from ..models import Case, User
+
+# Why a transition whose source state fits may still be refused (its FSM condition).
+CONDITION_MESSAGES = {
+    "appeal": _("A rejection can be appealed once, within the appeal window."),
+    "resolve": _("Every required coordination task must be done or waived first."),
+}
+
+
+def check_transition(case: Case, action: str, actor: User | None) -> Callable:
+    """Return the bound transition method, or raise the domain error that explains why not."""
+    method = getattr(case, action)
+    if not can_proceed(method, check_conditions=False):
+        raise InvalidTransition(
+            _("“%(action)s” is not possible while the case is %(state)s.")
+            % {"action": action.replace("_", " "), "state": case.get_state_display()}
+        )
+    if not has_transition_perm(method, actor):
+        if not can_proceed(method):
+            raise InvalidTransition(CONDITION_MESSAGES.get(action))
+        raise NotPermitted()
+    return method
+
+
+def finish_change(case: Case, *, kind: str, actor: User | None, from_state: str = "", **kw):
+    """Record the change on the timeline, bump the version, sync the human tasks, save.
+
+    Called inside the transaction that holds the case lock.
+    """
+    from workflows.engine import sync_case_tasks
+
+    case.version += 1
+    event = append_event(
+        case, kind=kind, actor=actor, from_state=from_state, to_state=case.state, **kw
+    )
+    case.save()
+    sync_case_tasks(case, actor=actor)
+    return event
+
+
+def apply_transition(
+    case: Case,
+    action: str,
+    *,
+    actor: User | None,
+    kind: str,
+    payload: dict | None = None,
+    args: tuple = (),
+):
+    """Run the FSM transition ``action`` on a locked case and record it."""
+    from workflows import sla
+
+    method = check_transition(case, action, actor)
+    from_state = case.state
+    method(*args)
+    now = timezone.now()
+    sla.apply_transition(case, from_state, now)
+    return finish_change(case, kind=kind, actor=actor, from_state=from_state, payload=payload)

@@ -1,0 +1,423 @@
+"""The case lifecycle: one service per transition of the state machine.
+
+Each takes keyword-only arguments and an ``actor`` (None for the system),
+locks the case row, re-checks the state, transitions, appends the timeline
+event and returns the case. Nothing else writes a case.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ..errors import NotPermitted, ValidationFailed
+from ..events import EventKind, append_event
+from ..locks import lock_case
+from ..models import Case, CaseMessage, Category, Organisation, Rating, User, Verification
+from ._core import apply_transition, check_transition, finish_change
+from .routing import move_case
+
+
+def _required_text(value: str | None, field: str, message=None) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise ValidationFailed(
+            field_errors={field: [str(message or _("This field is required."))]}
+        )
+    return text
+
+
+def _add_message(case: Case, author: User | None, kind: str, body: str, **kw) -> CaseMessage:
+    return CaseMessage.objects.create(case=case, author=author, kind=kind, body=body, **kw)
+
+
+def case_submit(
+    *,
+    youth: User,
+    category: Category,
+    region_code: str,
+    title: str,
+    description: str,
+    urgency: str = Case.Urgency.NORMAL,
+    requested_org: Organisation | None = None,
+    is_public: bool = True,
+) -> Case:
+    """A youth asks for help ("找帮助"): create the case and route it to an organisation."""
+    from workflows.routing import route_for
+    from workflows.engine import start_case_flow
+    from workflows import sla
+
+    errors: dict[str, list[str]] = {}
+    if not (title or "").strip():
+        errors["title"] = [str(_("This field is required."))]
+    if not (description or "").strip():
+        errors["description"] = [str(_("This field is required."))]
+    if urgency not in Case.Urgency.values:
+        errors["urgency"] = [str(_("Choose a valid urgency."))]
+    if not (region_code or "").isdigit():
+        errors["region_code"] = [str(_("Choose a region."))]
+    if errors:
+        raise ValidationFailed(field_errors=errors)
+    if youth is None or not youth.is_authenticated:
+        raise NotPermitted(_("Sign in to ask for help."))
+
+    with transaction.atomic():
+        try:
+            decision = route_for(
+                region=region_code,
+                category=category.code,
+                named_org_id=requested_org.pk if requested_org else None,
+            )
+        except LookupError:
+            raise ValidationFailed(
+                field_errors={"region_code": [str(_("No organisation serves this region yet."))]}
+            ) from None
+        now = timezone.now()
+        case = Case(
+            youth=youth,
+            category=category,
+            region_code=region_code,
+            title=title.strip(),
+            description=description.strip(),
+            urgency=urgency,
+            requested_org=requested_org,
+            # Sensitive categories are private everywhere, whatever the youth chose.
+            is_public=is_public and not category.sensitive,
+            org_id=decision.org_id,
+            submitted_at=now,
+        )
+        case.category = category
+        sla.restart_clock(case, now)
+        case.save(force_insert=True)
+        append_event(
+            case,
+            kind=EventKind.SUBMITTED,
+            actor=youth,
+            to_state=case.state,
+            payload={"category": category.code, "urgency": urgency, "region": region_code},
+            at=now,
+        )
+        append_event(
+            case, kind=EventKind.ROUTED, actor=None, payload=decision.as_payload(), at=now
+        )
+        case.save(update_fields=["last_event_seq", "last_event_hash", "stage_due_at"])
+        start_case_flow(case)
+    return case
+
+
+def case_accept(*, case: Case | int, actor: User, expected_version: int | None = None) -> Case:
+    """Intake review accepts the case; offline verification comes next."""
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        apply_transition(case, "accept", actor=actor, kind=EventKind.ACCEPTED)
+        if case.assignee_id is None:
+            case.assignee = actor
+            case.save(update_fields=["assignee"])
+    return case
+
+
+def case_reject(
+    *,
+    case: Case | int,
+    actor: User,
+    reason: str,
+    note: str = "",
+    expected_version: int | None = None,
+) -> Case:
+    """Decline the case with one of the fixed reasons (duplicate, out of scope, abuse, ...)."""
+    if reason not in Case.RejectReason.values:
+        raise ValidationFailed(
+            _("A rejection needs a reason."),
+            field_errors={"reason": [str(_("Choose a reason for the rejection."))]},
+        )
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        check_transition(case, "reject", actor)
+        payload = {"reason": reason}
+        if note.strip():
+            msg = _add_message(case, actor, CaseMessage.Kind.FEEDBACK, note.strip())
+            payload["message"] = msg.pk
+        apply_transition(
+            case, "reject", actor=actor, kind=EventKind.REJECTED, payload=payload, args=(reason,)
+        )
+    return case
+
+
+def case_appeal(
+    *, case: Case | int, actor: User, statement: str = "", expected_version: int | None = None
+) -> Case:
+    """The youth appeals a rejection: the case starts again at the parent organisation."""
+    from workflows.engine import start_case_flow
+
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        payload = {}
+        if statement.strip():
+            payload["message"] = _add_message(
+                case, actor, CaseMessage.Kind.DISPUTE, statement.strip()
+            ).pk
+        apply_transition(case, "appeal", actor=actor, kind=EventKind.APPEALED, payload=payload)
+        parent = case.org.parent_org()
+        if parent is not None:
+            move_case(case, to_org=parent, actor=actor, kind=EventKind.ESCALATED, reason="appeal")
+        start_case_flow(case)
+    return case
+
+
+def case_schedule_verification(
+    *,
+    case: Case | int,
+    actor: User,
+    station: Organisation | None = None,
+    expected_version: int | None = None,
+) -> Case:
+    """Send the case offline for verification ("一键转至线下"), to a station or the org's own verifiers."""
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        if station is not None and (
+            station.kind != Organisation.Kind.STATION
+            or not station.is_active
+            or not station.path.startswith(case.org.parent_path() or case.org.path)
+        ):
+            raise ValidationFailed(
+                field_errors={"station": [str(_("Choose an active service station."))]}
+            )
+        apply_transition(
+            case,
+            "schedule_verification",
+            actor=actor,
+            kind=EventKind.VERIFICATION_SCHEDULED,
+            payload={"station": station.pk if station else None},
+            args=(station,),
+        )
+    return case
+
+
+def case_record_verification(
+    *,
+    case: Case | int,
+    actor: User,
+    confirmed: bool,
+    findings: str,
+    expected_version: int | None = None,
+) -> Case:
+    """The verifier records what was found in person; a disconfirmation rejects the case."""
+    findings = _required_text(findings, "findings")
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        action = "confirm" if confirmed else "reject"
+        check_transition(case, action, actor)
+        verification = Verification.objects.create(
+            case=case, verifier=actor, station=case.station, confirmed=confirmed, findings=findings
+        )
+        payload = {"verification": verification.pk, "confirmed": confirmed}
+        if confirmed:
+            apply_transition(
+                case, "confirm", actor=actor, kind=EventKind.VERIFICATION_CONFIRMED, payload=payload
+            )
+        else:
+            payload["reason"] = Case.RejectReason.NOT_CONFIRMED
+            apply_transition(
+                case,
+                "reject",
+                actor=actor,
+                kind=EventKind.REJECTED,
+                payload=payload,
+                args=(Case.RejectReason.NOT_CONFIRMED,),
+            )
+    return case
+
+
+def case_request_info(
+    *, case: Case | int, actor: User, question: str, expected_version: int | None = None
+) -> Case:
+    """Ask the youth for information; the SLA clock pauses until they answer."""
+    question = _required_text(question, "question")
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        check_transition(case, "request_info", actor)
+        msg = _add_message(case, actor, CaseMessage.Kind.QUESTION, question)
+        apply_transition(
+            case, "request_info", actor=actor, kind=EventKind.INFO_REQUESTED,
+            payload={"message": msg.pk},
+        )
+    return case
+
+
+def case_provide_info(
+    *, case: Case | int, actor: User, answer: str, expected_version: int | None = None
+) -> Case:
+    """The youth answers; the case returns to where it was and its clock resumes."""
+    answer = _required_text(answer, "answer")
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        check_transition(case, "provide_info", actor)
+        msg = _add_message(case, actor, CaseMessage.Kind.ANSWER, answer)
+        apply_transition(
+            case, "provide_info", actor=actor, kind=EventKind.INFO_PROVIDED,
+            payload={"message": msg.pk},
+        )
+        case.resume_state = ""
+        case.save(update_fields=["resume_state"])
+    return case
+
+
+def case_resolve(
+    *,
+    case: Case | int,
+    actor: User,
+    outcome: str,
+    note: str,
+    expected_version: int | None = None,
+) -> Case:
+    """Record the outcome (solved, partly, not solvable, with reasons)."""
+    if outcome not in Case.Outcome.values:
+        raise ValidationFailed(field_errors={"outcome": [str(_("Choose an outcome."))]})
+    note = _required_text(note, "note")
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        check_transition(case, "resolve", actor)
+        case.outcome_note = note
+        apply_transition(
+            case, "resolve", actor=actor, kind=EventKind.RESOLVED,
+            payload={"outcome": outcome}, args=(outcome,),
+        )
+    return case
+
+
+def case_give_feedback(
+    *, case: Case | int, actor: User, message: str, expected_version: int | None = None
+) -> Case:
+    """Tell the youth the outcome ("及时反馈结果"); the rating window opens."""
+    message = _required_text(message, "message")
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        check_transition(case, "give_feedback", actor)
+        msg = _add_message(case, actor, CaseMessage.Kind.FEEDBACK, message)
+        apply_transition(
+            case, "give_feedback", actor=actor, kind=EventKind.FEEDBACK_GIVEN,
+            payload={"message": msg.pk},
+        )
+    return case
+
+
+def _stars(value, field: str, errors: dict) -> int:
+    try:
+        stars = int(value)
+    except (TypeError, ValueError):
+        stars = 0
+    if not 1 <= stars <= 5:
+        errors[field] = [str(_("Give 1 to 5 stars."))]
+    return stars
+
+
+def case_rate(
+    *,
+    case: Case | int,
+    actor: User,
+    timeliness: int,
+    attitude: int,
+    outcome: int,
+    solved: str,
+    comment: str = "",
+    expected_version: int | None = None,
+) -> Case:
+    """The youth rates the handling ("接受青年评价"); the case closes."""
+    errors: dict[str, list[str]] = {}
+    stars = {f: _stars(v, f, errors) for f, v in
+             (("timeliness", timeliness), ("attitude", attitude), ("outcome", outcome))}
+    if solved not in Rating.Solved.values:
+        errors["solved"] = [str(_("Say whether the problem was solved."))]
+    if errors:
+        raise ValidationFailed(field_errors=errors)
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        check_transition(case, "rate", actor)
+        rating = Rating.objects.create(case=case, solved=solved, comment=comment.strip(), **stars)
+        apply_transition(
+            case, "rate", actor=actor, kind=EventKind.RATED,
+            payload={"rating": rating.pk, "solved": solved, **stars},
+        )
+    return case
+
+
+def case_dispute(
+    *, case: Case | int, actor: User, reason: str, expected_version: int | None = None
+) -> Case:
+    """The youth disputes the outcome: the case reopens; a second reopen escalates it."""
+    reason = _required_text(reason, "reason")
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        check_transition(case, "dispute", actor)
+        msg = _add_message(case, actor, CaseMessage.Kind.DISPUTE, reason)
+        apply_transition(
+            case, "dispute", actor=actor, kind=EventKind.DISPUTED,
+            payload={"message": msg.pk, "reopen": case.reopen_count + 1},
+        )
+        if case.reopen_count > settings.CASEWORK_REOPENS_BEFORE_ESCALATION:
+            parent = case.org.parent_org()
+            if parent is not None:
+                move_case(
+                    case, to_org=parent, actor=None, kind=EventKind.ESCALATED, reason="reopened"
+                )
+    return case
+
+
+def case_auto_close(*, case: Case | int) -> Case:
+    """The system closes a case whose rating window ended without a rating."""
+    with transaction.atomic():
+        case = lock_case(case)
+        apply_transition(case, "auto_close", actor=None, kind=EventKind.AUTO_CLOSED)
+    return case
+
+
+def case_withdraw(
+    *, case: Case | int, actor: User, reason: str = "", expected_version: int | None = None
+) -> Case:
+    """The youth withdraws an open case."""
+    with transaction.atomic():
+        case = lock_case(case, expected_version=expected_version)
+        check_transition(case, "withdraw", actor)
+        payload = {}
+        if reason.strip():
+            payload["message"] = _add_message(
+                case, actor, CaseMessage.Kind.NOTE, reason.strip()
+            ).pk
+        apply_transition(case, "withdraw", actor=actor, kind=EventKind.WITHDRAWN, payload=payload)
+    return case
+
+
+def case_comment(*, case: Case | int, actor: User, body: str, internal: bool = True) -> Case:
+    """Add a note to the case (internal to staff by default)."""
+    from ..permissions import may_view_case
+
+    body = _required_text(body, "body")
+    with transaction.atomic():
+        case = lock_case(case)
+        if not may_view_case(case, actor):
+            raise NotPermitted()
+        msg = _add_message(case, actor, CaseMessage.Kind.NOTE, body, internal=internal)
+        finish_change(case, kind=EventKind.COMMENT, actor=actor, from_state=case.state,
+                      payload={"message": msg.pk, "internal": internal})
+    return case
+
+
+__all__ = [
+    "case_accept",
+    "case_appeal",
+    "case_auto_close",
+    "case_comment",
+    "case_dispute",
+    "case_give_feedback",
+    "case_provide_info",
+    "case_rate",
+    "case_record_verification",
+    "case_reject",
+    "case_request_info",
+    "case_resolve",
+    "case_schedule_verification",
+    "case_submit",
+    "case_withdraw",
+]

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "casework"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("cases/", views.case_list, name="case_list"),
+]

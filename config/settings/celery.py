@@ -1,0 +1,19 @@
+"""Celery integration: a real broker when CELERY_BROKER_URL is set, in-process otherwise."""
+
+import os
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+# Embedded first run: no broker, tasks run in the calling process.
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_TIME_LIMIT = 120
+CELERY_TASK_SOFT_TIME_LIMIT = 100
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None
+CELERY_TIMEZONE = os.environ.get("PLATFORM_TIME_ZONE", "Asia/Shanghai")
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_BEAT_SCHEDULE: dict = {}
