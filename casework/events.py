@@ -164,20 +164,23 @@ def verify_events(events: Iterable[CaseEvent]) -> ChainBreak | None:
     return None
 
 
-def verify_case(case: Case) -> ChainBreak | None:
-    """Verify a case's whole timeline and that the case's chain head points at its end."""
-    events = list(CaseEvent.objects.filter(case=case).order_by("seq"))
+def verify_timeline(events: list[CaseEvent], *, case_id: int, head_seq: int, head_hash: str):
+    """Verify one case's events (in seq order) and that they end at the case's recorded head.
+
+    The head check catches events removed from the end, which the chain alone cannot.
+    """
     broken = verify_events(events)
     if broken:
         return broken
     last = events[-1] if events else None
-    if (last.seq if last else 0) != case.last_event_seq or (
-        last.hash if last else ""
-    ) != case.last_event_hash:
-        return ChainBreak(
-            case.pk,
-            case.last_event_seq,
-            last.pk if last else 0,
-            "timeline ends before the case's recorded head (events removed)",
-        )
+    if (last.seq if last else 0) != head_seq or (last.hash if last else "") != head_hash:
+        return ChainBreak(case_id, head_seq, 0, "events are missing after the last one")
     return None
+
+
+def verify_case(case: Case) -> ChainBreak | None:
+    """Verify a case's whole timeline against its recorded head."""
+    events = list(CaseEvent.objects.filter(case=case).order_by("seq"))
+    return verify_timeline(
+        events, case_id=case.pk, head_seq=case.last_event_seq, head_hash=case.last_event_hash
+    )

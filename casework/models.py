@@ -382,9 +382,7 @@ class Case(FSMModelMixin, models.Model):
     @transition(
         field=state,
         source=CaseState.AWAITING_YOUTH,
-        target=GET_STATE(
-            lambda case: case.resume_state, states=[s.value for s in PAUSABLE_STATES]
-        ),
+        target=GET_STATE(lambda case: case.resume_state, states=[s.value for s in PAUSABLE_STATES]),
         permission=permissions.is_case_youth,
     )
     def provide_info(self):

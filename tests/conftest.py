@@ -100,20 +100,38 @@ def tree(db) -> Tree:
     haizhu = OrganisationFactory(parent=city, name="海珠区团委", level=3, region_code="440105")
     baiyun = OrganisationFactory(parent=city, name="白云区团委", level=3, region_code="440111")
     haizhu_branch = OrganisationFactory(
-        parent=haizhu, name="海珠某街道团工委", level=4, region_code="440105",
+        parent=haizhu,
+        name="海珠某街道团工委",
+        level=4,
+        region_code="440105",
         routes_by_region=False,
     )
     station = OrganisationFactory(
-        parent=haizhu, name="海珠青年之家·江南西", level=4, region_code="440105",
-        kind=Organisation.Kind.STATION, routes_by_region=False,
+        parent=haizhu,
+        name="海珠青年之家·江南西",
+        level=4,
+        region_code="440105",
+        kind=Organisation.Kind.STATION,
+        routes_by_region=False,
     )
     partner = OrganisationFactory(
-        parent=haizhu, name="海珠区教育局", level=4, region_code="440105",
-        kind=Organisation.Kind.PARTNER, routes_by_region=False, categories=[],
+        parent=haizhu,
+        name="海珠区教育局",
+        level=4,
+        region_code="440105",
+        kind=Organisation.Kind.PARTNER,
+        routes_by_region=False,
+        categories=[],
     )
     return Tree(
-        province=province, city=city, haizhu=haizhu, baiyun=baiyun,
-        haizhu_branch=haizhu_branch, station=station, partner=partner, other_city=other_city,
+        province=province,
+        city=city,
+        haizhu=haizhu,
+        baiyun=baiyun,
+        haizhu_branch=haizhu_branch,
+        station=station,
+        partner=partner,
+        other_city=other_city,
         youth=UserFactory(username="chenxiaoyu", region_code="440105"),
         other_youth=UserFactory(username="liming", region_code="440111"),
         handler=member(haizhu, "handler", "liu"),

@@ -33,7 +33,9 @@ class OrganisationFactory(DjangoModelFactory):
     def _create(cls, model_class, *args, parent=None, categories=None, **kwargs):
         node = model_class(**kwargs)
         manager = model_class.objects
-        node = manager.add_child(parent, instance=node) if parent else manager.add_root(instance=node)
+        node = (
+            manager.add_child(parent, instance=node) if parent else manager.add_root(instance=node)
+        )
         codes = Category.objects.all() if categories is None else categories
         node.categories.set(codes)
         return node

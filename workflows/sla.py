@@ -64,10 +64,10 @@ def apply_transition(case, from_state: str, now: datetime) -> None:
             case.sla_paused_remaining = max(case.stage_due_at - now, timedelta(0))
         case.stage_due_at = None
         return
-    if from_state == CaseState.AWAITING_YOUTH and case.sla_paused_remaining is not None:
-        if clock_for(case.state) is not None:
-            case.stage_due_at = now + case.sla_paused_remaining
-            case.sla_paused_remaining = None
-            return
+    resuming = from_state == CaseState.AWAITING_YOUTH and case.sla_paused_remaining is not None
+    if resuming and clock_for(case.state) is not None:
+        case.stage_due_at = now + case.sla_paused_remaining
+        case.sla_paused_remaining = None
+        return
     if clock_for(case.state) != clock_for(from_state):
         restart_clock(case, now)

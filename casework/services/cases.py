@@ -23,9 +23,7 @@ from .routing import move_case
 def _required_text(value: str | None, field: str, message=None) -> str:
     text = (value or "").strip()
     if not text:
-        raise ValidationFailed(
-            field_errors={field: [str(message or _("This field is required."))]}
-        )
+        raise ValidationFailed(field_errors={field: [str(message or _("This field is required."))]})
     return text
 
 
@@ -45,9 +43,9 @@ def case_submit(
     is_public: bool = True,
 ) -> Case:
     """A youth asks for help ("找帮助"): create the case and route it to an organisation."""
-    from workflows.routing import route_for
-    from workflows.engine import start_case_flow
     from workflows import sla
+    from workflows.engine import start_case_flow
+    from workflows.routing import route_for
 
     errors: dict[str, list[str]] = {}
     if not (title or "").strip():
@@ -99,9 +97,7 @@ def case_submit(
             payload={"category": category.code, "urgency": urgency, "region": region_code},
             at=now,
         )
-        append_event(
-            case, kind=EventKind.ROUTED, actor=None, payload=decision.as_payload(), at=now
-        )
+        append_event(case, kind=EventKind.ROUTED, actor=None, payload=decision.as_payload(), at=now)
         case.save(update_fields=["last_event_seq", "last_event_hash", "stage_due_at"])
         start_case_flow(case)
     return case
@@ -173,7 +169,10 @@ def case_schedule_verification(
     station: Organisation | None = None,
     expected_version: int | None = None,
 ) -> Case:
-    """Send the case offline for verification ("一键转至线下"), to a station or the org's own verifiers."""
+    """Send the case offline for verification ("一键转至线下").
+
+    The verification is done by a station, or by the holding organisation's own verifiers.
+    """
     with transaction.atomic():
         case = lock_case(case, expected_version=expected_version)
         if station is not None and (
@@ -240,7 +239,10 @@ def case_request_info(
         check_transition(case, "request_info", actor)
         msg = _add_message(case, actor, CaseMessage.Kind.QUESTION, question)
         apply_transition(
-            case, "request_info", actor=actor, kind=EventKind.INFO_REQUESTED,
+            case,
+            "request_info",
+            actor=actor,
+            kind=EventKind.INFO_REQUESTED,
             payload={"message": msg.pk},
         )
     return case
@@ -256,7 +258,10 @@ def case_provide_info(
         check_transition(case, "provide_info", actor)
         msg = _add_message(case, actor, CaseMessage.Kind.ANSWER, answer)
         apply_transition(
-            case, "provide_info", actor=actor, kind=EventKind.INFO_PROVIDED,
+            case,
+            "provide_info",
+            actor=actor,
+            kind=EventKind.INFO_PROVIDED,
             payload={"message": msg.pk},
         )
         case.resume_state = ""
@@ -281,8 +286,12 @@ def case_resolve(
         check_transition(case, "resolve", actor)
         case.outcome_note = note
         apply_transition(
-            case, "resolve", actor=actor, kind=EventKind.RESOLVED,
-            payload={"outcome": outcome}, args=(outcome,),
+            case,
+            "resolve",
+            actor=actor,
+            kind=EventKind.RESOLVED,
+            payload={"outcome": outcome},
+            args=(outcome,),
         )
     return case
 
@@ -297,7 +306,10 @@ def case_give_feedback(
         check_transition(case, "give_feedback", actor)
         msg = _add_message(case, actor, CaseMessage.Kind.FEEDBACK, message)
         apply_transition(
-            case, "give_feedback", actor=actor, kind=EventKind.FEEDBACK_GIVEN,
+            case,
+            "give_feedback",
+            actor=actor,
+            kind=EventKind.FEEDBACK_GIVEN,
             payload={"message": msg.pk},
         )
     return case
@@ -326,8 +338,10 @@ def case_rate(
 ) -> Case:
     """The youth rates the handling ("接受青年评价"); the case closes."""
     errors: dict[str, list[str]] = {}
-    stars = {f: _stars(v, f, errors) for f, v in
-             (("timeliness", timeliness), ("attitude", attitude), ("outcome", outcome))}
+    stars = {
+        f: _stars(v, f, errors)
+        for f, v in (("timeliness", timeliness), ("attitude", attitude), ("outcome", outcome))
+    }
     if solved not in Rating.Solved.values:
         errors["solved"] = [str(_("Say whether the problem was solved."))]
     if errors:
@@ -337,7 +351,10 @@ def case_rate(
         check_transition(case, "rate", actor)
         rating = Rating.objects.create(case=case, solved=solved, comment=comment.strip(), **stars)
         apply_transition(
-            case, "rate", actor=actor, kind=EventKind.RATED,
+            case,
+            "rate",
+            actor=actor,
+            kind=EventKind.RATED,
             payload={"rating": rating.pk, "solved": solved, **stars},
         )
     return case
@@ -353,7 +370,10 @@ def case_dispute(
         check_transition(case, "dispute", actor)
         msg = _add_message(case, actor, CaseMessage.Kind.DISPUTE, reason)
         apply_transition(
-            case, "dispute", actor=actor, kind=EventKind.DISPUTED,
+            case,
+            "dispute",
+            actor=actor,
+            kind=EventKind.DISPUTED,
             payload={"message": msg.pk, "reopen": case.reopen_count + 1},
         )
         if case.reopen_count > settings.CASEWORK_REOPENS_BEFORE_ESCALATION:
@@ -382,9 +402,7 @@ def case_withdraw(
         check_transition(case, "withdraw", actor)
         payload = {}
         if reason.strip():
-            payload["message"] = _add_message(
-                case, actor, CaseMessage.Kind.NOTE, reason.strip()
-            ).pk
+            payload["message"] = _add_message(case, actor, CaseMessage.Kind.NOTE, reason.strip()).pk
         apply_transition(case, "withdraw", actor=actor, kind=EventKind.WITHDRAWN, payload=payload)
     return case
 
@@ -399,8 +417,13 @@ def case_comment(*, case: Case | int, actor: User, body: str, internal: bool = T
         if not may_view_case(case, actor):
             raise NotPermitted()
         msg = _add_message(case, actor, CaseMessage.Kind.NOTE, body, internal=internal)
-        finish_change(case, kind=EventKind.COMMENT, actor=actor, from_state=case.state,
-                      payload={"message": msg.pk, "internal": internal})
+        finish_change(
+            case,
+            kind=EventKind.COMMENT,
+            actor=actor,
+            from_state=case.state,
+            payload={"message": msg.pk, "internal": internal},
+        )
     return case
 
 

@@ -32,9 +32,12 @@ def case_refer(
     errors = {}
     if not instructions:
         errors["instructions"] = [str(_("Say what the partner should do."))]
-    if partner is None or partner.kind not in (
-        Organisation.Kind.PARTNER, Organisation.Kind.SOCIAL, Organisation.Kind.STATION
-    ) or not partner.is_active:
+    if (
+        partner is None
+        or partner.kind
+        not in (Organisation.Kind.PARTNER, Organisation.Kind.SOCIAL, Organisation.Kind.STATION)
+        or not partner.is_active
+    ):
         errors["partner"] = [str(_("Choose an active partner body."))]
     if due_at is not None and due_at <= timezone.now():
         errors["due_at"] = [str(_("The deadline must be in the future."))]
@@ -47,13 +50,23 @@ def case_refer(
         if not permissions.is_case_handler(case, actor):
             raise NotPermitted()
         task = CoordinationTask.objects.create(
-            case=case, partner=partner, instructions=instructions, due_at=due_at,
+            case=case,
+            partner=partner,
+            instructions=instructions,
+            due_at=due_at,
             required=required,
         )
         finish_change(
-            case, kind=EventKind.REFERRED, actor=actor, from_state=case.state,
-            payload={"task": task.pk, "partner": partner.pk, "required": required,
-                     "due_at": due_at.isoformat() if due_at else None},
+            case,
+            kind=EventKind.REFERRED,
+            actor=actor,
+            from_state=case.state,
+            payload={
+                "task": task.pk,
+                "partner": partner.pk,
+                "required": required,
+                "due_at": due_at.isoformat() if due_at else None,
+            },
         )
     return task
 
@@ -85,8 +98,9 @@ def coordination_complete(
     with transaction.atomic():
         case, task = _lock_task(task, expected_version)
         if not (
-            permissions.has_role_at(actor, task.partner_id, permissions.PARTNER,
-                                    permissions.HANDLER)
+            permissions.has_role_at(
+                actor, task.partner_id, permissions.PARTNER, permissions.HANDLER
+            )
             or permissions.is_case_handler(case, actor)
         ):
             raise NotPermitted()
@@ -94,8 +108,13 @@ def coordination_complete(
         task.result = result
         task.finished_at = timezone.now()
         task.save(update_fields=["status", "result", "finished_at"])
-        finish_change(case, kind=EventKind.REFERRAL_DONE, actor=actor, from_state=case.state,
-                      payload={"task": task.pk, "partner": task.partner_id})
+        finish_change(
+            case,
+            kind=EventKind.REFERRAL_DONE,
+            actor=actor,
+            from_state=case.state,
+            payload={"task": task.pk, "partner": task.partner_id},
+        )
     return task
 
 
@@ -118,6 +137,11 @@ def coordination_waive(
         task.result = reason
         task.finished_at = timezone.now()
         task.save(update_fields=["status", "result", "finished_at"])
-        finish_change(case, kind=EventKind.REFERRAL_WAIVED, actor=actor, from_state=case.state,
-                      payload={"task": task.pk, "partner": task.partner_id})
+        finish_change(
+            case,
+            kind=EventKind.REFERRAL_WAIVED,
+            actor=actor,
+            from_state=case.state,
+            payload={"task": task.pk, "partner": task.partner_id},
+        )
     return task

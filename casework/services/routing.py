@@ -84,8 +84,9 @@ def case_escalate(
         parent = case.org.parent_org()
         if parent is None:
             raise InvalidTransition(_("The case is already at the top level."))
-        move_case(case, to_org=parent, actor=actor, kind=EventKind.ESCALATED, reason=reason,
-                  note=note)
+        move_case(
+            case, to_org=parent, actor=actor, kind=EventKind.ESCALATED, reason=reason, note=note
+        )
     return case
 
 
@@ -115,8 +116,14 @@ def case_transfer(
             raise ValidationFailed(
                 field_errors={"org": [str(_("Transfer only to a sibling organisation."))]}
             )
-        move_case(case, to_org=to_org, actor=actor, kind=EventKind.TRANSFERRED, reason="manual",
-                  note=reason)
+        move_case(
+            case,
+            to_org=to_org,
+            actor=actor,
+            kind=EventKind.TRANSFERRED,
+            reason="manual",
+            note=reason,
+        )
     return case
 
 
@@ -139,11 +146,10 @@ def case_delegate(
             raise NotPermitted()
         _holding_org(to_org)
         if to_org.pk == case.org_id or not to_org.path.startswith(case.org.path):
-            raise ValidationFailed(
-                field_errors={"org": [str(_("Delegate only down the tree."))]}
-            )
-        move_case(case, to_org=to_org, actor=actor, kind=EventKind.DELEGATED, reason="manual",
-                  note=reason)
+            raise ValidationFailed(field_errors={"org": [str(_("Delegate only down the tree."))]})
+        move_case(
+            case, to_org=to_org, actor=actor, kind=EventKind.DELEGATED, reason="manual", note=reason
+        )
     return case
 
 
@@ -169,8 +175,14 @@ def case_reassign(
             raise ValidationFailed(
                 field_errors={"org": [str(_("Choose another organisation you supervise."))]}
             )
-        move_case(case, to_org=to_org, actor=actor, kind=EventKind.REASSIGNED, reason="manual",
-                  note=reason)
+        move_case(
+            case,
+            to_org=to_org,
+            actor=actor,
+            kind=EventKind.REASSIGNED,
+            reason="manual",
+            note=reason,
+        )
     return case
 
 
@@ -185,16 +197,24 @@ def case_pull_up(
         case = lock_case(case, expected_version=expected_version)
         _open_case(case)
         own = [
-            r for r in permissions.roles_of(actor)
-            if r.role == permissions.SUPERVISOR and case.org.path.startswith(r.org_path)
+            r
+            for r in permissions.roles_of(actor)
+            if r.role == permissions.SUPERVISOR
+            and case.org.path.startswith(r.org_path)
             and r.org_id != case.org_id
         ]
         if not own:
             raise NotPermitted()
         # The nearest supervised ancestor: the smallest step up that the supervisor can take.
         target_id = max(own, key=lambda r: len(r.org_path)).org_id
-        move_case(case, to_org=Organisation.objects.get(pk=target_id), actor=actor,
-                  kind=EventKind.ESCALATED, reason="manual", note=reason)
+        move_case(
+            case,
+            to_org=Organisation.objects.get(pk=target_id),
+            actor=actor,
+            kind=EventKind.ESCALATED,
+            reason="manual",
+            note=reason,
+        )
     return case
 
 
@@ -215,6 +235,11 @@ def case_assign(
             )
         previous = case.assignee_id
         case.assignee = assignee
-        finish_change(case, kind=EventKind.ASSIGNED, actor=actor, from_state=case.state,
-                      payload={"from_user": previous, "to_user": assignee.pk})
+        finish_change(
+            case,
+            kind=EventKind.ASSIGNED,
+            actor=actor,
+            from_state=case.state,
+            payload={"from_user": previous, "to_user": assignee.pk},
+        )
     return case

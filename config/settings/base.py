@@ -126,5 +126,5 @@ LOGGING = {
 }
 
 
-from .celery import *  # noqa: E402,F403
 from .casework import *  # noqa: E402,F403
+from .celery import *  # noqa: E402,F403
