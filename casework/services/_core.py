@@ -39,6 +39,7 @@ def finish_change(case: Case, *, kind: str, actor: User | None, from_state: str 
 
     Called inside the transaction that holds the case lock.
     """
+    from notifications.services import notify_event
     from workflows.engine import sync_case_tasks
 
     case.version += 1
@@ -47,6 +48,7 @@ def finish_change(case: Case, *, kind: str, actor: User | None, from_state: str 
     )
     case.save()
     sync_case_tasks(case, actor=actor)
+    notify_event(case, event)
     return event
 
 

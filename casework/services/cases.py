@@ -43,6 +43,7 @@ def case_submit(
     is_public: bool = True,
 ) -> Case:
     """A youth asks for help ("找帮助"): create the case and route it to an organisation."""
+    from notifications.services import notify_event
     from workflows import sla
     from workflows.engine import start_case_flow
     from workflows.routing import route_for
@@ -89,7 +90,7 @@ def case_submit(
         case.category = category
         sla.restart_clock(case, now)
         case.save(force_insert=True)
-        append_event(
+        submitted = append_event(
             case,
             kind=EventKind.SUBMITTED,
             actor=youth,
@@ -100,6 +101,7 @@ def case_submit(
         append_event(case, kind=EventKind.ROUTED, actor=None, payload=decision.as_payload(), at=now)
         case.save(update_fields=["last_event_seq", "last_event_hash", "stage_due_at"])
         start_case_flow(case)
+        notify_event(case, submitted)
     return case
 
 
