@@ -47,6 +47,10 @@ class EventKind(models.TextChoices):
     REFERRAL_DONE = "referral_done", _("coordination task completed")
     REFERRAL_WAIVED = "referral_waived", _("coordination task waived")
     COMMENT = "comment", _("comment")
+    # SLA sweep (workflows.sla, casework.services.sweep): a reminder before a stage's
+    # deadline, and the critical alert when the top level misses one (nowhere to escalate).
+    SLA_REMINDER = "sla_reminder", _("deadline reminder")
+    SLA_CRITICAL = "sla_critical", _("deadline missed at the top level: critical alert")
 
 
 def _canonical_time(at: datetime) -> str:
