@@ -131,3 +131,42 @@ def _seconds_between(a: time, b: time) -> timedelta:
 def hours(value: float) -> timedelta:
     """Business hours as a duration (policies store hours; the arithmetic uses timedelta)."""
     return timedelta(seconds=round(float(value) * 3600))
+
+
+def package_days(year: int) -> list[tuple[date, str, str]]:
+    """The public holidays and adjusted working days of ``year`` from ``chinese_calendar``.
+
+    Returns (date, "holiday" or "workday", name) rows. Raises ``LookupError``
+    when the installed package does not cover the year yet (the State Council
+    publishes each year's schedule late in the year before; see docs/sla.md).
+    """
+    from chinese_calendar import constants
+
+    covered = {d.year for d in constants.holidays}
+    if year not in covered:
+        raise LookupError(f"chinese_calendar {_package_version()} does not cover {year}")
+    rows = [
+        (day, "holiday", str(name)) for day, name in constants.holidays.items() if day.year == year
+    ]
+    rows += [
+        (day, "workday", str(name)) for day, name in constants.workdays.items() if day.year == year
+    ]
+    return sorted(rows)
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chinese_calendar")
+    except PackageNotFoundError:  # pragma: no cover - the package is a requirement
+        return "?"
+
+
+def calendar_from_package(years: Iterable[int], **kwargs) -> BusinessCalendar:
+    """A calendar with the package's holidays and 调休 days of ``years`` (for tests, tools)."""
+    holidays, workdays = set(), set()
+    for year in years:
+        for day, kind, _name in package_days(year):
+            (workdays if kind == "workday" else holidays).add(day)
+    return BusinessCalendar(holidays=frozenset(holidays), workdays=frozenset(workdays), **kwargs)
