@@ -113,7 +113,17 @@ def choose_org(
             return RouteDecision(org.id, "region", considered)
         considered.append({"org": org.id, "result": reason})
 
-    top = min(candidates, key=lambda o: (o.level, len(o.path), o.id), default=None)
+    # The named organisation was left out of the candidates above, but it still counts
+    # when looking for the top-most fallback (a youth may name the province itself).
+    pool = list(candidates)
+    if (
+        named is not None
+        and named.kind == "league"
+        and named.active
+        and covers(named.region_code, region)
+    ):
+        pool.append(named)
+    top = min(pool, key=lambda o: (o.level, len(o.path), o.id), default=None)
     if top is None:
         raise LookupError(f"no organisation covers region {region}")
     considered.append({"org": top.id, "result": "fallback"})

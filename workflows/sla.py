@@ -69,5 +69,6 @@ def apply_transition(case, from_state: str, now: datetime) -> None:
         case.stage_due_at = now + case.sla_paused_remaining
         case.sla_paused_remaining = None
         return
-    if clock_for(case.state) != clock_for(from_state):
+    # A state without a clock (withdrawn from awaiting_youth, say) also drops a paused rest.
+    if clock_for(case.state) is None or clock_for(case.state) != clock_for(from_state):
         restart_clock(case, now)

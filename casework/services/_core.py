@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_fsm import can_proceed, has_transition_perm
+from django_fsm import can_proceed
 
 from ..errors import InvalidTransition, NotPermitted
 from ..events import append_event
@@ -27,10 +27,13 @@ def check_transition(case: Case, action: str, actor: User | None) -> Callable:
             _("“%(action)s” is not possible while the case is %(state)s.")
             % {"action": action.replace("_", " "), "state": case.get_state_display()}
         )
-    if not has_transition_perm(method, actor):
-        if not can_proceed(method):
-            raise InvalidTransition(CONDITION_MESSAGES.get(action))
+    # Who comes before when: a person without the role learns nothing about the
+    # conditions (an appeal window, open coordination tasks) of someone else's case.
+    meta = method._django_fsm
+    if not meta.has_transition_perm(case, meta.field.get_state(case), actor):
         raise NotPermitted()
+    if not can_proceed(method):
+        raise InvalidTransition(CONDITION_MESSAGES.get(action))
     return method
 
 

@@ -208,8 +208,9 @@ def case_record_verification(
     findings = _required_text(findings, "findings")
     with transaction.atomic():
         case = lock_case(case, expected_version=expected_version)
-        action = "confirm" if confirmed else "reject"
-        check_transition(case, action, actor)
+        # Findings either way come from a verifier of a case under verification: the
+        # disconfirming outcome must not let anyone who may reject record "findings".
+        check_transition(case, "confirm", actor)
         verification = Verification.objects.create(
             case=case, verifier=actor, station=case.station, confirmed=confirmed, findings=findings
         )

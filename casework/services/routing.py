@@ -15,7 +15,7 @@ from .. import permissions
 from ..errors import InvalidTransition, NotPermitted, ValidationFailed
 from ..events import EventKind
 from ..locks import lock_case
-from ..models import Case, Membership, Organisation, User
+from ..models import Case, CaseMessage, Membership, Organisation, User
 from ._core import finish_change
 
 ESCALATION_REASONS = ("sla_breach", "beyond_capacity", "manual", "reopened", "appeal")
@@ -48,7 +48,12 @@ def move_case(
         sla.restart_clock(case, timezone.now())
     payload = {"from_org": from_org_id, "to_org": to_org.pk, "reason": reason}
     if note:
-        payload["note_given"] = True
+        # The staff member's words may name the youth: keep them as an internal message
+        # and let the timeline point at it, so the payload stays free of personal text.
+        msg = CaseMessage.objects.create(
+            case=case, author=actor, kind=CaseMessage.Kind.NOTE, body=note, internal=True
+        )
+        payload["message"] = msg.pk
     return finish_change(case, kind=kind, actor=actor, from_state=case.state, payload=payload)
 
 
