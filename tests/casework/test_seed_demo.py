@@ -1,0 +1,192 @@
+"""``manage.py seed_demo``: the demo tree, people in every role, and cases in every state."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from casework import demo
+from casework.models import (
+    Case,
+    CaseEvent,
+    CoordinationTask,
+    Membership,
+    Organisation,
+    Rating,
+    Region,
+    User,
+    Verification,
+)
+from casework.states import CaseState
+
+pytestmark = pytest.mark.django_db
+
+MODELS = (Organisation, User, Membership, Case, CaseEvent, CoordinationTask, Verification, Rating)
+
+
+def seed(**options) -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out, **options)
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in MODELS}
+
+
+def org(name: str) -> Organisation:
+    return Organisation.objects.get(name=name)
+
+
+def case_of(username: str) -> Case:
+    return Case.objects.select_related("org").get(youth__username=username)
+
+
+def test_seeding_twice_leaves_the_same_rows():
+    # given a seeded database
+    seed()
+    first = counts()
+    # when the seed runs again
+    output = seed()
+    # then nothing was added or duplicated
+    assert counts() == first
+    assert "none added" in output
+    assert first["Case"] >= 36  # "a few dozen"
+
+
+def test_cases_are_spread_over_every_state():
+    seed()
+    states = set(Case.objects.values_list("state", flat=True))
+    assert states == set(CaseState.values)
+
+
+def test_verify_timeline_passes_on_the_seeded_database():
+    seed()
+    out = StringIO()
+    call_command("verify_timeline", stdout=out)  # raises CommandError (exit 1) if broken
+    assert f"All {Case.objects.count()} case timelines verify" in out.getvalue()
+
+
+def test_every_case_has_a_real_timeline():
+    seed()
+    for case in Case.objects.all():
+        kinds = list(case.events.order_by("seq").values_list("kind", flat=True))
+        assert kinds[:2] == ["submitted", "routed"], case
+        assert case.last_event_seq == len(kinds)
+
+
+def test_tree_has_what_the_issue_lists():
+    seed()
+    province = org("共青团广东省委员会")
+    assert province.is_root()
+    cities = Organisation.objects.get_children(province).filter(level=Organisation.Level.CITY)
+    assert cities.count() >= 3
+    guangzhou = org("共青团广州市委员会")
+    under_gz = Organisation.objects.get_children(guangzhou)
+    districts = under_gz.filter(kind="league", level=3, routes_by_region=True)
+    assert {"440115", "440105", "440104", "440111"} <= set(
+        districts.values_list("region_code", flat=True)
+    )
+    universities = under_gz.filter(kind="league", level=3, routes_by_region=False)
+    assert set(universities.values_list("name", flat=True)) >= {"中山大学团委", "华南师范大学团委"}
+    branches = Organisation.objects.filter(kind="league", level=Organisation.Level.BRANCH)
+    assert branches.count() >= 2
+    stations = Organisation.objects.filter(kind="station")
+    assert stations.count() >= 6
+    assert all(not s.routes_by_region and s.opening_hours for s in stations)
+    assert org("南沙青年之家").opening_hours == {"24h": True}
+    partners = set(Organisation.objects.filter(kind="partner").values_list("name", flat=True))
+    assert {"海珠区教育局", "白云区人力资源和社会保障局", "越秀区公安分局"} <= partners
+    social = Organisation.objects.filter(kind="social")
+    assert "12355 青少年服务台" in set(social.values_list("name", flat=True))
+    assert social.count() >= 2
+    # League organisations handle every category; partner bodies none.
+    assert all(o.categories.count() == 8 for o in Organisation.objects.filter(kind="league"))
+    assert all(o.categories.count() == 0 for o in Organisation.objects.filter(kind="partner"))
+
+
+def test_people_of_the_stories_have_their_roles():
+    seed()
+
+    def has(username, org_name, role):
+        return Membership.objects.filter(
+            user__username=username, organisation__name=org_name, role=role
+        ).exists()
+
+    assert has("liu_laoshi", "海珠区团委", "handler")
+    assert has("huang_shegong", "南沙青年之家", "verifier")
+    assert has("zhou_shuji", "共青团广州市委员会", "supervisor")
+    assert has("province_inspector", "共青团广东省委员会", "supervisor")
+    assert has("haizhu_edu", "海珠区教育局", "partner")
+    assert set(Membership.objects.values_list("role", flat=True)) == set(Membership.Role.values)
+    assert User.objects.get(username="chen_xiaoyu").display_name == "陈小雨"
+    assert User.objects.get(username="admin").is_superuser
+
+
+def test_the_five_stories_are_told():
+    seed()
+    bullying = case_of("chen_xiaoyu")
+    assert (bullying.state, bullying.org.name) == ("closed", "海珠区团委")
+    assert not bullying.is_public  # safety is a sensitive category
+    rating = Rating.objects.get(case=bullying)
+    assert (rating.timeliness, rating.attitude, rating.outcome, rating.solved) == (
+        5,
+        5,
+        5,
+        "solved",
+    )
+    assert bullying.coordination_tasks.get().partner.name == "海珠区教育局"
+
+    wages = case_of("li_ming")
+    assert (wages.state, wages.org.name) == ("coordinating", "共青团广东省委员会")
+    assert (wages.escalation_count, wages.reopen_count) == (2, 2)
+    reasons = [e.payload["reason"] for e in wages.events.filter(kind="escalated").order_by("seq")]
+    assert reasons == ["sla_breach", "reopened"]
+
+    hardship = case_of("wang_fang")
+    assert (hardship.state, hardship.org.name) == ("feedback_given", "南沙青年之家")
+    assert hardship.events.filter(kind="delegated").exists()
+
+    stress = case_of("zhang_wei")
+    assert (stress.state, stress.org.name) == ("awaiting_youth", "中山大学团委")
+    assert stress.stage_due_at is None and stress.sla_paused_remaining is not None
+    assert stress.coordination_tasks.get().partner.name == "12355 青少年服务台"
+
+    fake = case_of("new_user_0417")
+    assert (fake.state, fake.reject_reason) == ("rejected", "abuse")
+    assert fake.events.get(kind="rejected").actor.username == "zhou_shuji"
+
+
+def test_regions_cover_guangdong_and_its_cities():
+    assert Region.objects.get(code="440000").level == Region.Level.PROVINCE
+    assert Region.objects.filter(parent_id="440000", level=Region.Level.CITY).count() == 21
+    assert Region.objects.filter(parent_id="440100").count() == 11
+    assert Region.objects.get(code="440115").name_en == "Nansha District"
+    assert Region.objects.filter(parent_id="440300").exists()
+    assert Region.objects.filter(parent_id="440600").exists()
+    # every organisation of the demo covers a known region
+    demo_regions = set()
+
+    def walk(spec):
+        demo_regions.add(spec.region)
+        for child in spec.children:
+            walk(child)
+
+    walk(demo.TREE)
+    assert demo_regions <= set(Region.objects.values_list("code", flat=True))
+
+
+def test_output_lists_every_user_with_the_password():
+    output = seed(password="another-demo-pass")
+    assert "another-demo-pass" in output
+    for username, _, roles in demo.people_table():
+        assert username in output
+        assert roles in output
+    assert authenticate(username="liu_laoshi", password="another-demo-pass") is not None
+    assert authenticate(username="admin", password="another-demo-pass") is not None
+
+
+def test_the_default_password_works():
+    seed()
+    assert authenticate(username="chen_xiaoyu", password=demo.DEFAULT_PASSWORD) is not None
