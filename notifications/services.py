@@ -1,9 +1,459 @@
-"""Notifications: outbox rows written in the same transaction as the change they report."""
+"""Notifications: outbox rows written in the same transaction as the change they report.
+
+The path of one notification:
+
+1. ``notify_event`` (or ``notify_events_bulk`` for sweeps) writes one
+   ``Notification`` row per recipient and channel inside the caller's
+   transaction, and asks for ``publish`` after commit.
+2. ``publish`` hands the row ids to the Celery task ``notifications.tasks.deliver``.
+   If the process dies between commit and publish, or the broker is down,
+   nothing is lost: ``relay_pending`` (run by beat) publishes every row still
+   not done once its grace period is over.
+3. ``deliver_many`` delivers. In-app: the inbox item and the "sent" mark are one
+   transaction, and the inbox item is unique on the row's key, so an in-app
+   message exists exactly once. External channels: the row is claimed
+   (status ``sending`` + a lease) before the send and marked after it; a
+   second worker cannot claim it meanwhile, and the key travels with the
+   message so the receiver can drop the repeat that a crash between "sent"
+   and "marked" can cause.
+4. A failed send is retried with exponential backoff; after
+   ``NOTIFICATIONS_MAX_ATTEMPTS`` failures the row is a dead letter that an
+   admin can retry (``retry_notifications``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .channels import NoAddress, PermanentError, get_sender
+from .models import Audience, Channel, InboxItem, Notification, Preference
+from .recipients import RECIPIENTS, resolve_recipients
+from .rendering import language_of, preference_of, render
+
+log = logging.getLogger(__name__)
+Status = Notification.Status
+CLAIMABLE = (Status.PENDING, Status.FAILED)
+OPEN_STATUSES = (Status.PENDING, Status.FAILED, Status.SENDING)
 
 
-def notify_event(case, event) -> None:
+# --- writing the outbox ----------------------------------------------------------
+
+
+def notification_key(case_id: int, seq: int, channel: str, user_id: int) -> str:
+    """The idempotency key over (event, channel, recipient); an event is (case, seq)."""
+    return hashlib.sha256(f"yv:{case_id}:{seq}:{channel}:{user_id}".encode()).hexdigest()
+
+
+def channels_for(user) -> list[str]:
+    """The channels this person wants and has an address for (the address is not stored)."""
+    pref = preference_of(user)
+    wanted = pref.channels() if pref else list(settings.NOTIFICATIONS_DEFAULT_CHANNELS)
+    usable = []
+    for channel in wanted:
+        if channel == Channel.EMAIL and not user.email:
+            continue
+        if channel == Channel.SMS and not user.phone:
+            continue
+        if channel == Channel.WEBHOOK and not settings.NOTIFICATIONS_WEBHOOK_URL:
+            continue
+        if channel in Channel.values:
+            usable.append(channel)
+    return usable
+
+
+_category_codes: dict[int, str] = {}
+
+
+def _category_code(category_id: int) -> str:
+    if category_id not in _category_codes:
+        from casework.models import Category
+
+        _category_codes.update(dict(Category.objects.values_list("pk", "code")))
+    return _category_codes.get(category_id, "")
+
+
+def _int_or_none(value):
+    return value if isinstance(value, int) else None
+
+
+def _context(case, event, org, audience: str) -> dict:
+    """What the message may say: facts about the case, never about the person."""
+    payload = event.payload or {}
+    facts = {"ref": case.reference, "category": _category_code(case.category_id)}
+    if audience == Audience.PARTNER:
+        facts["task"] = _int_or_none(payload.get("task"))
+        return facts
+    facts.update(
+        state=case.state,
+        org=org[2] if org else "",
+        org_en=org[3] if org else "",
+        level=org[4] if org else None,
+        due=case.stage_due_at.isoformat() if case.stage_due_at else None,
+        reason=str(payload.get("reason", ""))[:40],
+    )
+    return facts
+
+
+def notify_events_bulk(pairs) -> list[Notification]:
+    """Write the outbox rows for many (case, event) pairs at once, inside the caller's transaction.
+
+    A fixed number of queries whatever the number of events (organisations,
+    memberships, people, then batched inserts), so a sweep escalating
+    thousands of cases pays for notifications once, not per case.
+    """
+    pairs = [(case, event) for case, event in pairs if str(event.kind) in RECIPIENTS]
+    if not pairs:
+        return []
+    resolved, users = resolve_recipients(pairs)
+    now = timezone.now()
+    relay_after = now + timedelta(seconds=settings.NOTIFICATIONS_RELAY_GRACE_SECONDS)
+    rows: list[Notification] = []
+    for (case, event), found in zip(pairs, resolved, strict=True):
+        contexts: dict[str, dict] = {}
+        for user_id, audience in found.recipients.items():
+            user = users.get(user_id)
+            if user is None:
+                continue
+            for channel in channels_for(user):
+                if audience not in contexts:
+                    contexts[audience] = _context(case, event, found.org, audience)
+                rows.append(
+                    Notification(
+                        key=notification_key(case.pk, event.seq, channel, user_id),
+                        event_id=event.pk,
+                        case_id=case.pk,
+                        recipient_id=user_id,
+                        kind=str(event.kind),
+                        channel=channel,
+                        audience=audience,
+                        context=contexts[audience],
+                        next_attempt_at=now,
+                        relay_after=relay_after,
+                        created_at=now,
+                    )
+                )
+    if not rows:
+        return []
+    created = Notification.objects.bulk_create(rows, batch_size=1000)
+    ids = [row.pk for row in created if row.pk is not None]
+    if ids:
+        transaction.on_commit(partial(publish, ids))
+    return created
+
+
+def notify_event(case, event) -> list[Notification]:
     """Write the outbox rows that ``event`` calls for (inside the caller's transaction)."""
+    return notify_events_bulk([(case, event)])
 
 
-def notify_events_bulk(pairs) -> None:
-    """The same for many (case, event) pairs at once, in bulk (for sweeps)."""
+# --- handing rows to the workers ------------------------------------------------
+
+
+def publish(ids: list[int]) -> int:
+    """Hand row ids to the delivery task, in small batches; return how many were published.
+
+    Runs after commit. A failure here loses nothing: the rows are committed
+    and the relay publishes them after the grace period.
+    """
+    from .tasks import deliver
+
+    size = max(settings.NOTIFICATIONS_TASK_BATCH, 1)
+    done = 0
+    for start in range(0, len(ids), size):
+        chunk = list(ids[start : start + size])
+        try:
+            deliver.apply_async(args=[chunk])
+        except Exception:
+            log.warning(
+                "could not publish %d notifications; the relay will", len(ids) - done, exc_info=True
+            )
+            break
+        done += len(chunk)
+    return done
+
+
+def relay_pending(*, now: datetime | None = None, limit: int | None = None) -> int:
+    """Re-publish every row not done whose grace period (or backoff, or lease) is over.
+
+    Run by beat. Covers a process killed between commit and publish, a lost
+    broker message, a worker killed holding a lease, and the retries of failed
+    sends. Rows are locked with SKIP LOCKED so two relays never publish the
+    same row in the same round.
+    """
+    now = now or timezone.now()
+    limit = limit or settings.NOTIFICATIONS_RELAY_BATCH
+    grace = timedelta(seconds=settings.NOTIFICATIONS_RELAY_GRACE_SECONDS)
+    with transaction.atomic():
+        ids = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(status__in=OPEN_STATUSES, relay_after__lte=now)
+            .order_by("relay_after")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            Notification.objects.filter(pk__in=ids).update(relay_after=now + grace)
+    if ids:
+        log.info("relay: publishing %d notifications again", len(ids))
+        publish(ids)
+    return len(ids)
+
+
+def retry_notifications(ids, *, actor=None) -> int:
+    """An admin sends failed or dead notifications again; returns how many were queued."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Notification.objects.select_for_update()
+            .filter(pk__in=list(ids), status__in=[Status.FAILED, Status.DEAD])
+            .values_list("pk", flat=True)
+        )
+        Notification.objects.filter(pk__in=ids).update(
+            status=Status.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            relay_after=now + timedelta(seconds=settings.NOTIFICATIONS_RELAY_GRACE_SECONDS),
+            lease_until=None,
+            last_error="",
+        )
+        if ids:
+            transaction.on_commit(partial(publish, ids))
+    log.info("retry of %d notifications requested by user %s", len(ids), getattr(actor, "pk", None))
+    return len(ids)
+
+
+# --- delivering -------------------------------------------------------------------
+
+
+def backoff(attempts: int) -> timedelta:
+    """base * 2**(attempts-1), capped, with a little jitter so retries do not march in step."""
+    base = settings.NOTIFICATIONS_BACKOFF_BASE_SECONDS
+    delay = min(base * (2 ** max(attempts - 1, 0)), settings.NOTIFICATIONS_BACKOFF_MAX_SECONDS)
+    return timedelta(seconds=delay * random.uniform(1.0, 1.2))
+
+
+def _claimable(now: datetime) -> Q:
+    return Q(status__in=CLAIMABLE, next_attempt_at__lte=now) | Q(
+        status=Status.SENDING, lease_until__lt=now
+    )
+
+
+def _tasks_for(rows):
+    from casework.models import CoordinationTask
+
+    task_ids = {
+        (row.context or {}).get("task")
+        for row in rows
+        if row.audience == Audience.PARTNER and (row.context or {}).get("task")
+    }
+    if not task_ids:
+        return {}
+    return CoordinationTask.objects.in_bulk(list(task_ids))
+
+
+def _render(row, tasks):
+    task = tasks.get((row.context or {}).get("task")) if row.audience == Audience.PARTNER else None
+    return render(row, language_of(row.recipient), task)
+
+
+def _quiet_until(pref: Preference | None, now: datetime) -> datetime | None:
+    """The end of the person's quiet hours if ``now`` falls inside them, else None."""
+    if pref is None or pref.quiet_start is None or pref.quiet_end is None:
+        return None
+    local = timezone.localtime(now)
+    start, end, t = pref.quiet_start, pref.quiet_end, local.time()
+    inside = (start <= t < end) if start < end else (t >= start or t < end)
+    if not inside:
+        return None
+    until = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    if until <= local:
+        until += timedelta(days=1)
+    return until
+
+
+def _fail(row: Notification, error: Exception, now: datetime) -> str:
+    """Record a failed attempt: retry later, or dead-letter when attempts are used up."""
+    message = (str(error) or type(error).__name__)[:200]
+    if isinstance(error, NoAddress):
+        status, extra = Status.SKIPPED, {}
+    elif isinstance(error, PermanentError) or row.attempts >= settings.NOTIFICATIONS_MAX_ATTEMPTS:
+        status, extra = Status.DEAD, {}
+    else:
+        retry_at = now + backoff(row.attempts)
+        status, extra = Status.FAILED, {"next_attempt_at": retry_at, "relay_after": retry_at}
+    Notification.objects.filter(pk=row.pk, status=Status.SENDING).update(
+        status=status, lease_until=None, last_error=message, **extra
+    )
+    log.info(
+        "notification %s (%s) attempt %d failed: %s -> %s",
+        row.pk,
+        row.channel,
+        row.attempts,
+        message,
+        status,
+    )
+    return status
+
+
+def _deliver_inapp(ids: list[int], now: datetime) -> int:
+    """Write the inbox items and mark the rows sent, in one transaction: exactly once."""
+    with transaction.atomic():
+        rows = list(
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=ids, channel=Channel.INAPP)
+            .filter(status__in=CLAIMABLE, next_attempt_at__lte=now)
+            .select_related("recipient__notification_preference")
+        )
+        if not rows:
+            return 0
+        tasks = _tasks_for(rows)
+        items, done, broken = [], [], []
+        for row in rows:
+            try:
+                message = _render(row, tasks)
+            except Exception as error:  # a template bug must not block the other rows
+                log.exception("rendering notification %s failed", row.pk)
+                broken.append((row, error))
+                continue
+            items.append(
+                InboxItem(
+                    user_id=row.recipient_id,
+                    key=row.key,
+                    case_id=row.case_id,
+                    kind=row.kind,
+                    subject=message.subject[:200],
+                    body=message.body,
+                    created_at=row.created_at,
+                )
+            )
+            done.append(row.pk)
+        # The unique key turns any repeat into a no-op, whatever led to it.
+        InboxItem.objects.bulk_create(items, ignore_conflicts=True)
+        Notification.objects.filter(pk__in=done).update(
+            status=Status.SENT, sent_at=now, attempts=F("attempts") + 1, lease_until=None
+        )
+        for row, error in broken:
+            row.attempts += 1
+            Notification.objects.filter(pk=row.pk).update(
+                status=Status.SENDING, attempts=row.attempts
+            )
+            _fail(row, error, now)
+    return len(done)
+
+
+def _claim_external(ids: list[int], now: datetime) -> list[Notification]:
+    """Claim the external rows due now: status ``sending``, attempts + 1, a lease."""
+    lease_until = now + timedelta(seconds=settings.NOTIFICATIONS_LEASE_SECONDS)
+    with transaction.atomic():
+        rows = list(
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=ids)
+            .exclude(channel=Channel.INAPP)
+            .filter(_claimable(now))
+            .select_related("recipient__notification_preference")
+        )
+        claimed = []
+        for row in rows:
+            quiet = (
+                _quiet_until(preference_of(row.recipient), now)
+                if row.channel == Channel.SMS
+                else None
+            )
+            if quiet:
+                # SMS waits for the end of the quiet hours; it costs no attempt.
+                Notification.objects.filter(pk=row.pk).update(
+                    status=Status.PENDING, next_attempt_at=quiet, relay_after=quiet
+                )
+                continue
+            claimed.append(row)
+        if claimed:
+            Notification.objects.filter(pk__in=[r.pk for r in claimed]).update(
+                status=Status.SENDING,
+                attempts=F("attempts") + 1,
+                lease_until=lease_until,
+                relay_after=lease_until,
+            )
+    for row in claimed:
+        row.attempts += 1
+        row.status = Status.SENDING
+    return claimed
+
+
+def _deliver_external(ids: list[int], now: datetime) -> int:
+    rows = _claim_external(ids, now)
+    tasks = _tasks_for(rows)
+    sent = 0
+    for row in rows:
+        try:
+            message = _render(row, tasks)
+            get_sender(row.channel)(row, row.recipient, message)
+        except Exception as error:
+            if not isinstance(error, NoAddress | PermanentError):
+                log.debug("transient failure", exc_info=True)
+            _fail(row, error, timezone.now())
+            continue
+        Notification.objects.filter(pk=row.pk, status=Status.SENDING).update(
+            status=Status.SENT, sent_at=timezone.now(), lease_until=None, last_error=""
+        )
+        sent += 1
+    return sent
+
+
+def deliver_many(ids) -> int:
+    """Deliver the given rows that are due; rows already done are left alone (idempotent)."""
+    ids = [int(i) for i in ids]
+    if not ids:
+        return 0
+    now = timezone.now()
+    channels = dict(Notification.objects.filter(pk__in=ids).values_list("pk", "channel"))
+    inapp = [pk for pk, channel in channels.items() if channel == Channel.INAPP]
+    external = [pk for pk, channel in channels.items() if channel != Channel.INAPP]
+    sent = _deliver_inapp(inapp, now) if inapp else 0
+    if external:
+        sent += _deliver_external(external, now)
+    return sent
+
+
+# --- the inbox ----------------------------------------------------------------------
+
+
+def mark_read(*, user, item_ids) -> int:
+    """Mark some of the user's own inbox items read; others' items are never touched."""
+    return InboxItem.objects.filter(user=user, pk__in=list(item_ids), read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+def mark_all_read(*, user) -> int:
+    """Mark every unread item of the user's inbox read."""
+    return InboxItem.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())
+
+
+def set_preferences(*, user, **values) -> Preference:
+    """Save the person's channel preferences (and language, quiet hours)."""
+    from casework.errors import ValidationFailed
+
+    allowed = {"inapp", "email", "sms", "webhook", "language", "quiet_start", "quiet_end"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValidationFailed(field_errors={name: ["unknown"] for name in unknown})
+    if values.get("language", Preference.Language.ZH_HANS) not in Preference.Language.values:
+        raise ValidationFailed(field_errors={"language": ["unknown"]})
+    if (values.get("quiet_start") is None) != (values.get("quiet_end") is None) and (
+        "quiet_start" in values or "quiet_end" in values
+    ):
+        from django.utils.translation import gettext as _
+
+        raise ValidationFailed(
+            field_errors={"quiet_end": [_("Give both ends of the quiet hours, or neither.")]}
+        )
+    pref, _created = Preference.objects.update_or_create(user=user, defaults=values)
+    return pref

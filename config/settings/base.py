@@ -128,3 +128,4 @@ LOGGING = {
 
 from .casework import *  # noqa: E402,F403
 from .celery import *  # noqa: E402,F403
+from .notifications import *  # noqa: E402,F403
