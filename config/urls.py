@@ -6,5 +6,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("tasks/", include("workflows.urls")),
+    path("notifications/", include("notifications.urls")),
     path("", include("casework.urls")),
 ]
