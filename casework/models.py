@@ -16,7 +16,7 @@ from django_fsm import GET_STATE, FSMField, FSMModelMixin, transition
 from treebeard.mp_tree import MP_Node
 
 from . import permissions
-from .states import OPEN_STATES, PAUSABLE_STATES, CaseState
+from .states import OPEN_STATES, PAUSABLE_STATES, SLA_STAGE_STATES, CaseState
 
 
 class User(AbstractUser):
@@ -279,6 +279,10 @@ class Case(FSMModelMixin, models.Model):
     stage_started_at = models.DateTimeField(null=True, blank=True)
     sla_paused_remaining = models.DurationField(null=True, blank=True)
     sla_breached = models.BooleanField(default=False)
+    # The reminder point of the running stage at its current level; the sweep sends the
+    # reminder once, clears remind_at and sets stage_reminded until the clock restarts.
+    remind_at = models.DateTimeField(_("reminder due"), null=True, blank=True)
+    stage_reminded = models.BooleanField(default=False)
 
     escalation_count = models.PositiveSmallIntegerField(default=0)
     reopen_count = models.PositiveSmallIntegerField(default=0)
@@ -307,6 +311,21 @@ class Case(FSMModelMixin, models.Model):
                 name="case_open_due_idx",
                 condition=Q(state__in=[s.value for s in OPEN_STATES])
                 & Q(stage_due_at__isnull=False),
+            ),
+            # The sweep's two queries (casework.services.sweep): breaches not yet acted on,
+            # and reminders not yet sent, each oldest first, in the stage-clock states.
+            models.Index(
+                fields=["stage_due_at"],
+                name="case_sla_breach_idx",
+                condition=Q(state__in=[s.value for s in SLA_STAGE_STATES])
+                & Q(stage_due_at__isnull=False)
+                & Q(sla_breached=False),
+            ),
+            models.Index(
+                fields=["remind_at"],
+                name="case_sla_remind_idx",
+                condition=Q(state__in=[s.value for s in SLA_STAGE_STATES])
+                & Q(remind_at__isnull=False),
             ),
             models.Index(fields=["org", "state"], name="case_org_state_idx"),
             models.Index(fields=["youth", "-submitted_at"], name="case_youth_idx"),

@@ -21,6 +21,15 @@ TERMINAL_STATES = frozenset({CaseState.CLOSED, CaseState.REJECTED, CaseState.WIT
 OPEN_STATES = tuple(s for s in CaseState if s not in TERMINAL_STATES)
 # States from which the handler may ask the youth for information (and return to).
 PAUSABLE_STATES = (CaseState.ACCEPTED, CaseState.VERIFYING, CaseState.COORDINATING)
+# States whose SLA stage clock escalates when it runs out (feedback_given's rating
+# window closes the case instead; awaiting_youth has no running clock).
+SLA_STAGE_STATES = (
+    CaseState.SUBMITTED,
+    CaseState.ACCEPTED,
+    CaseState.VERIFYING,
+    CaseState.COORDINATING,
+    CaseState.RESOLVED,
+)
 
 # The five public steps of the seeds, and which states belong to each.
 STAGE_OF_STATE = {

@@ -15,10 +15,12 @@ from .routing import (
     case_reassign,
     case_transfer,
 )
+from .sweep import SweepResult, sla_sweep
 
 __all__ = [
     *_case_services,
     "ESCALATION_REASONS",
+    "SweepResult",
     "case_assign",
     "case_delegate",
     "case_escalate",
@@ -28,4 +30,5 @@ __all__ = [
     "case_transfer",
     "coordination_complete",
     "coordination_waive",
+    "sla_sweep",
 ]

@@ -1,0 +1,340 @@
+"""The SLA sweep: reminders, breaches and ended rating windows, in bulk.
+
+Deadlines live on the case rows (``stage_due_at``, ``remind_at``) behind
+partial indexes of open cases; the sweep reads them in batches, oldest first,
+with ``SELECT … FOR UPDATE SKIP LOCKED`` and commits once per batch. A case
+locked by another sweep (or by a person acting on it) is skipped and picked up
+by the next batch or the next run, and a case a sweep has handled no longer
+matches, so two sweeps at once act on each case exactly once.
+
+Per batch the work is set-based: the new holders and deadlines are computed in
+Python, the timeline events are built with ``build_event`` (which moves each
+case's hash-chain head) and inserted with one ``bulk_create``, the cases are
+updated with one statement, the outbox rows come from ``notify_events_bulk``
+and the open human tasks follow with one ``move_open_tasks`` UPDATE. No flow
+activation runs per case: that would cost tens of milliseconds a case.
+
+Only the rating window's end (a handful of cases at a time) goes through the
+per-case service ``case_auto_close``, because closing ends the case's flow.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ..errors import CaseworkError
+from ..events import EventKind, build_event
+from ..models import Case, Organisation
+from ..states import SLA_STAGE_STATES as STAGE_STATES
+from ..states import CaseState
+from .cases import case_auto_close
+
+logger = logging.getLogger(__name__)
+
+HOLDING_KINDS = (Organisation.Kind.LEAGUE, Organisation.Kind.STATION, Organisation.Kind.SOCIAL)
+DEFAULT_BATCH_SIZE = 1000
+
+
+@dataclass
+class SweepResult:
+    escalated: int = 0
+    critical: int = 0
+    reminded: int = 0
+    auto_closed: int = 0
+    batches: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# The partial indexes that the sweep's queries use (casework migration 0005). The
+# filters below repeat their conditions so the planner can prove the index applies.
+def breach_candidates(now: datetime):
+    return Case.objects.filter(
+        state__in=STAGE_STATES, stage_due_at__isnull=False, sla_breached=False
+    ).filter(stage_due_at__lte=now)
+
+
+def reminder_candidates(now: datetime):
+    return Case.objects.filter(state__in=STAGE_STATES, remind_at__isnull=False).filter(
+        remind_at__lte=now
+    )
+
+
+def rating_candidates(now: datetime):
+    return Case.objects.filter(
+        state=CaseState.FEEDBACK_GIVEN, stage_due_at__isnull=False, stage_due_at__lte=now
+    )
+
+
+# Long free text is never needed here; everything else is, by this module or by the
+# notification writer, and a deferred field would cost one query per case.
+DEFERRED_FIELDS = ("title", "description", "outcome_note")
+
+
+def _lock_batch(queryset, order_field: str, size: int) -> list[Case]:
+    return list(
+        queryset.order_by(order_field, "pk")
+        .select_for_update(skip_locked=True, of=("self",))
+        .select_related("category")
+        .defer(*DEFERRED_FIELDS)[:size]
+    )
+
+
+class _Deadlines:
+    """New (due, remind) per category, urgency and clock: one calendar walk each per sweep."""
+
+    def __init__(self, now: datetime):
+        from workflows import sla
+
+        self.now = now
+        self.sla = sla
+        self.calendar = sla.current_calendar()
+        self.cache: dict[tuple, tuple] = {}
+
+    def restart(self, case: Case) -> tuple[datetime, datetime | None]:
+        clock = self.sla.clock_for(case.state)
+        key = (case.category_id, case.urgency, clock)
+        if key not in self.cache:
+            policy = self.sla.policy_for(category_code=case.category.code, urgency=case.urgency)
+            self.cache[key] = self.sla.deadlines(policy, clock, self.now, self.calendar)
+        return self.cache[key]
+
+
+def _escalation_targets(org_ids: set[int]) -> dict[int, tuple[int | None, int]]:
+    """For each organisation: (the nearest active ancestor that holds cases, its own level).
+
+    Two queries for the whole batch: the organisations, then all their ancestors
+    by materialised path (a parent's path is the child's minus one step).
+    """
+    steplen = Organisation.steplen
+    own = dict(Organisation.objects.filter(pk__in=org_ids).values_list("pk", "path"))
+    ancestor_paths = {path[:i] for path in own.values() for i in range(steplen, len(path), steplen)}
+    ancestors = {
+        path: (pk, active and kind in HOLDING_KINDS)
+        for pk, path, active, kind in Organisation.objects.filter(
+            path__in=ancestor_paths
+        ).values_list("pk", "path", "is_active", "kind")
+    }
+    targets = {}
+    for org_id, path in own.items():
+        target = None
+        for i in range(len(path) - steplen, 0, -steplen):
+            pk, usable = ancestors.get(path[:i], (None, False))
+            if usable:
+                target = pk
+                break
+        targets[org_id] = (target, len(path) // steplen)
+    return targets
+
+
+def _save_cases(cases: list[Case], fields: list[str], now: datetime) -> None:
+    """One UPDATE for the whole batch (PostgreSQL), ``bulk_update`` elsewhere."""
+    for case in cases:
+        case.updated_at = now
+    fields = [*fields, "updated_at"]
+    if connection.vendor != "postgresql":
+        Case.objects.bulk_update(cases, fields)
+        return
+    columns = [Case._meta.get_field(name) for name in fields]
+    db_columns = [field.column for field in columns]
+    casts = [field.db_type(connection) for field in columns]
+    row = "(%s, " + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+    params = []
+    for case in cases:
+        params.append(case.pk)
+        params.extend(
+            field.get_db_prep_save(getattr(case, field.attname), connection) for field in columns
+        )
+    assignments = ", ".join(f'"{c}" = v."{c}"' for c in db_columns)
+    names = ", ".join(f'"{c}"' for c in ["id", *db_columns])
+    sql = (
+        f'UPDATE "{Case._meta.db_table}" AS c SET {assignments} '
+        f"FROM (VALUES {', '.join([row] * len(cases))}) AS v({names}) "
+        'WHERE c."id" = v."id"'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _after_write(pairs: list, moved_case_ids: list[int]) -> None:
+    from notifications.services import notify_events_bulk
+    from workflows.engine import move_open_tasks
+
+    if pairs:
+        notify_events_bulk(pairs)
+    if moved_case_ids:
+        move_open_tasks(moved_case_ids)
+
+
+def _breach_batch(now: datetime, size: int, deadlines: _Deadlines, result: SweepResult) -> int:
+    """Escalate one batch of breached cases one level up (or raise the critical flag)."""
+    from casework.models import CaseEvent
+
+    with transaction.atomic():
+        cases = _lock_batch(breach_candidates(now), "stage_due_at", size)
+        if not cases:
+            return 0
+        targets = _escalation_targets({case.org_id for case in cases})
+        events, moved = [], []
+        for case in cases:
+            clock = deadlines.sla.clock_for(case.state)
+            missed = case.stage_due_at.isoformat()
+            parent_id, level = targets.get(case.org_id, (None, 0))
+            case.version += 1
+            case.remind_at = None
+            if parent_id is None:
+                # Nowhere to go: the supervisors of the top level get a critical alert,
+                # once (the flag takes the case out of the breach index).
+                case.sla_breached = True
+                payload = {"clock": clock, "missed": missed, "level": level}
+                kind = EventKind.SLA_CRITICAL
+                result.critical += 1
+            else:
+                payload = {
+                    "from_org": case.org_id,
+                    "to_org": parent_id,
+                    "reason": "sla_breach",
+                    "clock": clock,
+                    "missed": missed,
+                }
+                case.org_id = parent_id
+                case.assignee_id = None
+                case.escalation_count += 1
+                case.stage_started_at = now
+                case.stage_due_at, case.remind_at = deadlines.restart(case)
+                case.stage_reminded = False
+                kind = EventKind.ESCALATED
+                moved.append(case.pk)
+                result.escalated += 1
+            events.append(
+                build_event(
+                    case,
+                    kind=kind,
+                    from_state=case.state,
+                    to_state=case.state,
+                    payload=payload,
+                    at=now,
+                )
+            )
+        CaseEvent.objects.bulk_create(events)
+        _save_cases(
+            cases,
+            [
+                "org",
+                "assignee",
+                "version",
+                "escalation_count",
+                "stage_started_at",
+                "stage_due_at",
+                "remind_at",
+                "stage_reminded",
+                "sla_breached",
+                "last_event_seq",
+                "last_event_hash",
+            ],
+            now,
+        )
+        _after_write(list(zip(cases, events, strict=True)), moved)
+    return len(cases)
+
+
+def _reminder_batch(now: datetime, size: int, result: SweepResult) -> int:
+    """Remind the holders of one batch of cases whose reminder point has passed."""
+    from casework.models import CaseEvent
+
+    with transaction.atomic():
+        cases = _lock_batch(reminder_candidates(now), "remind_at", size)
+        if not cases:
+            return 0
+        from workflows.sla import clock_for
+
+        events = []
+        for case in cases:
+            events.append(
+                build_event(
+                    case,
+                    kind=EventKind.SLA_REMINDER,
+                    from_state=case.state,
+                    to_state=case.state,
+                    payload={"clock": clock_for(case.state), "due": case.stage_due_at.isoformat()},
+                    at=now,
+                )
+            )
+            # Once per stage and level: a restarted clock sets a new reminder point.
+            case.remind_at = None
+            case.stage_reminded = True
+        CaseEvent.objects.bulk_create(events)
+        _save_cases(
+            cases, ["remind_at", "stage_reminded", "last_event_seq", "last_event_hash"], now
+        )
+        _after_write(list(zip(cases, events, strict=True)), [])
+        result.reminded += len(cases)
+    return len(cases)
+
+
+def _rating_batch(now: datetime, size: int, result: SweepResult) -> int:
+    """Close the cases whose rating window ended without a rating."""
+    with transaction.atomic():
+        ids = list(
+            rating_candidates(now)
+            .order_by("stage_due_at", "pk")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)[:size]
+        )
+        for case_id in ids:
+            # The row is already locked by this transaction; the service re-checks it.
+            try:
+                with transaction.atomic():
+                    case_auto_close(case=case_id)
+            except CaseworkError:
+                logger.exception("sla sweep: could not auto-close case %s", case_id)
+                continue
+            result.auto_closed += 1
+    return len(ids)
+
+
+def sla_sweep(
+    *, now: datetime | None = None, batch_size: int | None = None, max_batches: int | None = None
+) -> SweepResult:
+    """Act on every deadline that has passed: escalate breaches, send reminders, close ratings.
+
+    Safe to run at any time and from several processes at once: each batch
+    commits on its own, skips rows another transaction holds, and leaves every
+    case it handled out of the due set, so each deadline is acted on once.
+    ``max_batches`` bounds one run (the next run carries on).
+    """
+    now = now or timezone.now()
+    size = batch_size or getattr(settings, "SLA_SWEEP_BATCH_SIZE", DEFAULT_BATCH_SIZE)
+    result = SweepResult()
+    deadlines = None
+
+    def budget_left() -> bool:
+        return max_batches is None or result.batches < max_batches
+
+    if breach_candidates(now).exists():
+        deadlines = _Deadlines(now)
+        while budget_left():
+            result.batches += 1
+            if _breach_batch(now, size, deadlines, result) < size:
+                break
+    while budget_left():
+        result.batches += 1
+        if _reminder_batch(now, size, result) < size:
+            break
+    while budget_left():
+        result.batches += 1
+        if _rating_batch(now, size, result) < size:
+            break
+    if result.escalated or result.critical or result.reminded or result.auto_closed:
+        logger.info("sla sweep: %s", result.as_dict())
+    return result
+
+
+__all__ = ["SweepResult", "sla_sweep"]
