@@ -50,7 +50,7 @@ class EventKind(models.TextChoices):
     # SLA sweep (workflows.sla, casework.services.sweep): a reminder before a stage's
     # deadline, and the critical alert when the top level misses one (nowhere to escalate).
     SLA_REMINDER = "sla_reminder", _("deadline reminder")
-    SLA_CRITICAL = "sla_critical", _("deadline missed at the top level: critical alert")
+    SLA_BREACH = "sla_breach", _("deadline missed at the top level: critical alert")
 
 
 def _canonical_time(at: datetime) -> str:

@@ -250,3 +250,49 @@ def apply_transition(case, from_state: str, now: datetime) -> None:
     # A state without a clock (withdrawn from awaiting_youth, say) also drops a paused rest.
     if clock_for(case.state) is None or clock_for(case.state) != clock_for(from_state):
         restart_clock(case, now)
+
+
+# --- loading the calendar -------------------------------------------------------
+
+
+def load_calendar(years, *, overwrite_admin: bool = False) -> dict[int, int | None]:
+    """Load public holidays and adjusted working days of ``years`` from ``chinese_calendar``.
+
+    Days an administrator entered are kept unless ``overwrite_admin``. Returns
+    {year: rows written}, with None for a year the installed package does not
+    cover yet.
+    """
+    from django.db import transaction
+
+    from .calendar import package_days
+    from .models import CalendarDay
+
+    written: dict[int, int | None] = {}
+    for year in years:
+        try:
+            days = package_days(year)
+        except LookupError:
+            written[year] = None
+            continue
+        count = 0
+        with transaction.atomic():
+            existing = {row.date: row for row in CalendarDay.objects.filter(date__year=year)}
+            for day, kind, name in days:
+                row = existing.get(day)
+                is_admin = row is not None and row.source == CalendarDay.Source.ADMIN
+                if is_admin and not overwrite_admin:
+                    continue
+                if row is not None and (row.kind, row.name, row.source) == (
+                    kind,
+                    name,
+                    CalendarDay.Source.PACKAGE,
+                ):
+                    continue
+                CalendarDay.objects.update_or_create(
+                    date=day,
+                    defaults={"kind": kind, "name": name, "source": CalendarDay.Source.PACKAGE},
+                )
+                count += 1
+        written[year] = count
+    invalidate()
+    return written

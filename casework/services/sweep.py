@@ -194,7 +194,7 @@ def _breach_batch(now: datetime, size: int, deadlines: _Deadlines, result: Sweep
                 # once (the flag takes the case out of the breach index).
                 case.sla_breached = True
                 payload = {"clock": clock, "missed": missed, "level": level}
-                kind = EventKind.SLA_CRITICAL
+                kind = EventKind.SLA_BREACH
                 result.critical += 1
             else:
                 payload = {

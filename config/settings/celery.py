@@ -16,4 +16,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = os.environ.get("PLATFORM_TIME_ZONE", "Asia/Shanghai")
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Deadlines live on the cases; one sweep a minute acts on those that passed.
+    "sla-sweep": {
+        "task": "workflows.sla_sweep",
+        "schedule": 60.0,
+        # A run that waited longer than its minute is dropped: the next one does its work.
+        "options": {"queue": "sweeps", "expires": 55},
+    },
+}
