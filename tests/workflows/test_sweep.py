@@ -1,0 +1,324 @@
+"""The SLA sweep (casework.services.sla_sweep): breaches, reminders, rating windows, in bulk.
+
+Times are Asia/Shanghai on the 2025 calendar; the default policy gives 9
+business hours (one 09:00–18:00 working day) to accept, reminding at 75%.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from freezegun import freeze_time
+
+from casework import services
+from casework.events import EventKind, verify_case
+from casework.models import Case, CaseEvent
+from casework.states import CaseState
+from notifications.models import Notification
+from tests.casework.steps import advance, submit
+from workflows import sla
+from workflows.models import OPEN_TASK_STATUSES, CaseTask
+from workflows.selectors import inbox_for
+
+CST = ZoneInfo("Asia/Shanghai")
+MONDAY_10 = datetime(2025, 10, 20, 10, tzinfo=CST)
+
+
+def cst(*args) -> datetime:
+    return datetime(*args, tzinfo=CST)
+
+
+@pytest.fixture(autouse=True)
+def calendar_2025(db):
+    sla.load_calendar([2025])
+    yield
+    sla.invalidate()
+
+
+def sweep(at: datetime, **kw):
+    with freeze_time(at):
+        return services.sla_sweep(**kw)
+
+
+def submitted_on_monday(tree, **kw) -> Case:
+    with freeze_time(MONDAY_10):
+        return submit(tree, **kw)
+
+
+def events_of(case, kind) -> list[CaseEvent]:
+    return list(CaseEvent.objects.filter(case=case, kind=kind).order_by("seq"))
+
+
+def open_task(case) -> CaseTask:
+    return CaseTask.objects.get(case=case, status__in=OPEN_TASK_STATUSES)
+
+
+def test_submission_sets_the_stage_deadline_and_reminder_in_business_time(tree):
+    case = submitted_on_monday(tree)
+
+    assert case.stage_due_at == cst(2025, 10, 21, 10)
+    assert case.remind_at == cst(2025, 10, 20, 16, 45)
+    assert case.stage_reminded is False
+
+
+def test_breach_escalates_one_level_and_moves_the_task_to_the_new_inbox(tree):
+    # given a case at the district that nobody accepted within its working day
+    case = submitted_on_monday(tree)
+    assert [t.case_id for t in inbox_for(tree.handler)] == [case.pk]
+    assert inbox_for(tree.city_handler) == []
+
+    # when the sweep runs one minute after the deadline
+    result = sweep(cst(2025, 10, 21, 10, 1))
+
+    # then the case is at the city, with a fresh clock for the same stage
+    assert result.escalated == 1
+    case.refresh_from_db()
+    assert case.org == tree.city
+    assert case.state == CaseState.SUBMITTED
+    assert case.escalation_count == 1
+    assert case.assignee_id is None
+    assert case.stage_started_at == cst(2025, 10, 21, 10, 1)
+    assert case.stage_due_at == cst(2025, 10, 22, 10, 1)
+    assert case.remind_at == cst(2025, 10, 21, 16, 46)
+    # and the timeline says why
+    [event] = events_of(case, EventKind.ESCALATED)
+    assert event.payload["reason"] == "sla_breach"
+    assert event.payload["from_org"] == tree.haizhu.pk
+    assert event.payload["to_org"] == tree.city.pk
+    assert event.org_id == tree.city.pk
+    assert verify_case(case) is None
+    # and the task left the district's inbox for the city's
+    assert open_task(case).org_id == tree.city.pk
+    assert [t.case_id for t in inbox_for(tree.city_handler)] == [case.pk]
+    assert inbox_for(tree.handler) == []
+    # and the city's handlers heard of it
+    assert Notification.objects.filter(
+        event=event, recipient=tree.city_handler, kind="escalated"
+    ).exists()
+
+
+def test_nothing_happens_before_the_deadline_or_twice(tree):
+    case = submitted_on_monday(tree)
+
+    assert sweep(cst(2025, 10, 21, 9, 59)).escalated == 0
+    assert sweep(cst(2025, 10, 21, 10, 0)).escalated == 1
+    assert sweep(cst(2025, 10, 21, 10, 5)).escalated == 0
+
+    case.refresh_from_db()
+    assert case.escalation_count == 1
+    assert len(events_of(case, EventKind.ESCALATED)) == 1
+
+
+def test_breach_at_the_top_raises_one_critical_alert_for_the_supervisors(tree):
+    # given a case that was escalated to the province and missed its deadline there too
+    case = submitted_on_monday(tree)
+    sweep(cst(2025, 10, 21, 10, 0))  # → city
+    sweep(cst(2025, 10, 22, 10, 0))  # → province
+    case.refresh_from_db()
+    assert case.org == tree.province
+
+    # when the province misses the deadline
+    result = sweep(cst(2025, 10, 23, 10, 0))
+
+    # then there is nowhere to go: a critical flag and one alert, not an escalation
+    assert (result.escalated, result.critical) == (0, 1)
+    case.refresh_from_db()
+    assert case.org == tree.province
+    assert case.sla_breached is True
+    assert case.escalation_count == 2
+    [alert] = events_of(case, EventKind.SLA_BREACH)
+    assert alert.payload["clock"] == "accept"
+    assert Notification.objects.filter(event=alert, recipient=tree.province_supervisor).exists()
+    # and it is never raised again for the same breach
+    assert sweep(cst(2025, 10, 24, 10, 0)).critical == 0
+    assert len(events_of(case, EventKind.SLA_BREACH)) == 1
+    # and the next stage starts a clean clock
+    services.case_accept(case=case, actor=tree.province_handler)
+    case.refresh_from_db()
+    assert case.sla_breached is False
+    assert case.stage_due_at is not None
+
+
+def test_reminder_is_sent_once_per_stage_and_level(tree):
+    case = submitted_on_monday(tree)
+
+    assert sweep(cst(2025, 10, 20, 16, 44)).reminded == 0
+    assert sweep(cst(2025, 10, 20, 16, 45)).reminded == 1
+    assert sweep(cst(2025, 10, 20, 17, 30)).reminded == 0
+
+    case.refresh_from_db()
+    assert case.remind_at is None and case.stage_reminded is True
+    [reminder] = events_of(case, EventKind.SLA_REMINDER)
+    assert reminder.payload == {"clock": "accept", "due": case.stage_due_at.isoformat()}
+    assert Notification.objects.filter(event=reminder, recipient=tree.handler).exists()
+
+    # a new level is a new reminder
+    sweep(cst(2025, 10, 21, 10, 0))
+    assert sweep(cst(2025, 10, 21, 16, 45)).reminded == 1
+    assert len(events_of(case, EventKind.SLA_REMINDER)) == 2
+    # and a new stage too
+    with freeze_time(cst(2025, 10, 21, 17)):
+        services.case_accept(case=case, actor=tree.city_handler)
+    case.refresh_from_db()
+    assert case.stage_reminded is False and case.remind_at is not None
+
+
+def test_reminder_is_not_sent_for_a_case_that_breached_in_the_same_sweep(tree):
+    case = submitted_on_monday(tree)
+
+    result = sweep(cst(2025, 10, 21, 10, 0))
+
+    assert (result.escalated, result.reminded) == (1, 0)
+    assert events_of(case, EventKind.SLA_REMINDER) == []
+
+
+def test_a_paused_case_is_not_swept(tree):
+    with freeze_time(MONDAY_10):
+        case = advance(tree, submit(tree), CaseState.ACCEPTED)
+        services.case_request_info(case=case, actor=tree.handler, question="请补充学校名称")
+
+    result = sweep(cst(2025, 11, 20, 10))
+
+    assert (result.escalated, result.reminded) == (0, 0)
+    case.refresh_from_db()
+    assert case.state == CaseState.AWAITING_YOUTH
+    assert case.org == tree.haizhu
+
+
+def test_rating_window_end_closes_the_case(tree):
+    with freeze_time(MONDAY_10):
+        case = advance(tree, submit(tree), CaseState.FEEDBACK_GIVEN)
+    case.refresh_from_db()
+    # the rating window counts calendar days, holidays included
+    assert case.stage_due_at == MONDAY_10 + timedelta(days=7)
+
+    assert sweep(MONDAY_10 + timedelta(days=6)).auto_closed == 0
+    result = sweep(MONDAY_10 + timedelta(days=7, minutes=1))
+
+    assert (result.auto_closed, result.escalated) == (1, 0)
+    case.refresh_from_db()
+    assert case.state == CaseState.CLOSED
+    assert len(events_of(case, EventKind.AUTO_CLOSED)) == 1
+    assert not CaseTask.objects.filter(case=case, status__in=OPEN_TASK_STATUSES).exists()
+
+
+def test_every_stage_clock_escalates(tree):
+    # given one case in each state whose stage clock escalates
+    with freeze_time(MONDAY_10):
+        cases = {
+            state: advance(tree, submit(tree), state)
+            for state in (
+                CaseState.SUBMITTED,
+                CaseState.ACCEPTED,
+                CaseState.VERIFYING,
+                CaseState.COORDINATING,
+                CaseState.RESOLVED,
+            )
+        }
+
+    # when a month has passed
+    result = sweep(cst(2025, 11, 20, 10), batch_size=2)
+
+    # then each went up one level, in batches, and stayed in its state
+    assert result.escalated == 5
+    for state, case in cases.items():
+        case.refresh_from_db()
+        assert (case.state, case.org_id, case.escalation_count) == (state, tree.city.pk, 1)
+        assert verify_case(case) is None
+    # and every open task is held where the flow says: the verifying case stays with its
+    # station, every other task follows its case
+    for task in CaseTask.objects.filter(status__in=OPEN_TASK_STATUSES).select_related("case"):
+        expected = task.case.station_id if task.case.state == "verifying" else task.case.org_id
+        assert task.org_id == expected
+
+
+def test_tasks_and_cases_agree_after_a_bulk_escalation(tree):
+    cases = [submitted_on_monday(tree) for _ in range(12)]
+
+    result = sweep(cst(2025, 10, 21, 10), batch_size=5)
+
+    assert result.escalated == 12
+    assert result.batches >= 3
+    for case in cases:
+        case.refresh_from_db()
+        tasks = list(CaseTask.objects.filter(case=case, status__in=OPEN_TASK_STATUSES))
+        assert [t.org_id for t in tasks] == [case.org_id] == [tree.city.pk]
+
+
+def test_query_count_does_not_grow_with_the_batch(tree):
+    def counted_sweep() -> tuple[int, int]:
+        with freeze_time(cst(2025, 10, 21, 10)):
+            sla.current_calendar()  # the per-process cache is warm in a running worker
+            with CaptureQueriesContext(connection) as queries:
+                escalated = services.sla_sweep().escalated
+        return escalated, len(queries)
+
+    for _ in range(2):
+        submitted_on_monday(tree)
+    few, few_queries = counted_sweep()
+    for _ in range(10):
+        submitted_on_monday(tree)
+    many, many_queries = counted_sweep()
+
+    assert (few, many) == (2, 10)
+    assert many_queries == few_queries
+
+
+def test_max_batches_bounds_one_run(tree):
+    for _ in range(5):
+        submitted_on_monday(tree)
+
+    first = sweep(cst(2025, 10, 21, 10), batch_size=2, max_batches=1)
+    rest = sweep(cst(2025, 10, 21, 10), batch_size=2)
+
+    assert (first.escalated, rest.escalated) == (2, 3)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_sweeps_escalate_each_case_exactly_once(tree):
+    # given 30 overdue cases
+    cases = [submitted_on_monday(tree) for _ in range(30)]
+    later = cst(2025, 10, 21, 10, 1)
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def run():
+        try:
+            barrier.wait()
+            results.append(services.sla_sweep(now=later, batch_size=4))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # when two sweeps run at once, each on its own connection
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then together they escalated every case, and no case twice
+    assert errors == []
+    assert sum(r.escalated for r in results) == len(cases)
+    expected_recipients = None
+    for case in cases:
+        case.refresh_from_db()
+        assert case.escalation_count == 1
+        assert case.org_id == tree.city.pk
+        [event] = events_of(case, EventKind.ESCALATED)
+        assert verify_case(case) is None
+        recipients = sorted(
+            Notification.objects.filter(event=event).values_list("recipient_id", "channel")
+        )
+        assert Notification.objects.filter(case=case, kind="escalated").count() == len(recipients)
+        expected_recipients = expected_recipients or recipients
+        assert recipients == expected_recipients
+        assert open_task(case).org_id == tree.city.pk
+    assert expected_recipients  # one set of notifications per case, not none
