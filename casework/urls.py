@@ -6,4 +6,5 @@ app_name = "casework"
 urlpatterns = [
     path("", views.home, name="home"),
     path("cases/", views.case_list, name="case_list"),
+    path("cases/<str:reference>/", views.case_detail, name="case_detail"),
 ]

@@ -5,6 +5,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.db import transaction
 
 from casework import demo
 from casework.models import (
@@ -23,6 +24,18 @@ from casework.states import CaseState
 pytestmark = pytest.mark.django_db
 
 MODELS = (Organisation, User, Membership, Case, CaseEvent, CoordinationTask, Verification, Rating)
+
+
+@pytest.fixture(scope="module")
+def seeded(django_db_setup, django_db_blocker):
+    """The demo seeded once for the read-only tests of this module (the seed takes seconds).
+
+    Everything happens inside one transaction that is rolled back after the module;
+    each test runs in a savepoint inside it.
+    """
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield seed()
+        transaction.set_rollback(True)
 
 
 def seed(**options) -> str:
@@ -55,29 +68,25 @@ def test_seeding_twice_leaves_the_same_rows():
     assert first["Case"] >= 36  # "a few dozen"
 
 
-def test_cases_are_spread_over_every_state():
-    seed()
+def test_cases_are_spread_over_every_state(seeded):
     states = set(Case.objects.values_list("state", flat=True))
     assert states == set(CaseState.values)
 
 
-def test_verify_timeline_passes_on_the_seeded_database():
-    seed()
+def test_verify_timeline_passes_on_the_seeded_database(seeded):
     out = StringIO()
     call_command("verify_timeline", stdout=out)  # raises CommandError (exit 1) if broken
     assert f"All {Case.objects.count()} case timelines verify" in out.getvalue()
 
 
-def test_every_case_has_a_real_timeline():
-    seed()
+def test_every_case_has_a_real_timeline(seeded):
     for case in Case.objects.all():
         kinds = list(case.events.order_by("seq").values_list("kind", flat=True))
         assert kinds[:2] == ["submitted", "routed"], case
         assert case.last_event_seq == len(kinds)
 
 
-def test_tree_has_what_the_issue_lists():
-    seed()
+def test_tree_has_what_the_issue_lists(seeded):
     province = org("共青团广东省委员会")
     assert province.is_root()
     cities = Organisation.objects.get_children(province).filter(level=Organisation.Level.CITY)
@@ -106,8 +115,7 @@ def test_tree_has_what_the_issue_lists():
     assert all(o.categories.count() == 0 for o in Organisation.objects.filter(kind="partner"))
 
 
-def test_people_of_the_stories_have_their_roles():
-    seed()
+def test_people_of_the_stories_have_their_roles(seeded):
 
     def has(username, org_name, role):
         return Membership.objects.filter(
@@ -124,8 +132,7 @@ def test_people_of_the_stories_have_their_roles():
     assert User.objects.get(username="admin").is_superuser
 
 
-def test_the_five_stories_are_told():
-    seed()
+def test_the_five_stories_are_told(seeded):
     bullying = case_of("chen_xiaoyu")
     assert (bullying.state, bullying.org.name) == ("closed", "海珠区团委")
     assert not bullying.is_public  # safety is a sensitive category
@@ -187,6 +194,5 @@ def test_output_lists_every_user_with_the_password():
     assert authenticate(username="admin", password="another-demo-pass") is not None
 
 
-def test_the_default_password_works():
-    seed()
+def test_the_default_password_works(seeded):
     assert authenticate(username="chen_xiaoyu", password=demo.DEFAULT_PASSWORD) is not None
