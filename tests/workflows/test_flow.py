@@ -7,12 +7,15 @@ no open task and a finished process once the case is closed, rejected or
 withdrawn.
 """
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from casework import services
+from casework.errors import CaseworkError
 from casework.models import Case
 from casework.states import TERMINAL_STATES, CaseState
 from workflows import engine
@@ -408,7 +411,7 @@ def test_completing_a_step_costs_a_bounded_number_of_queries(tree, django_assert
     # given a case whose state moved on from its open intake task (as a service leaves it)
     case = submit(tree)
     case.accept()  # in memory only: the engine must follow this object, not the database
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(9):
         engine.sync_case_tasks(case, actor=tree.handler)
     assert open_task(case).flow_task is CaseFlow.schedule_verification
 
@@ -447,3 +450,37 @@ def test_stage_clock_does_not_matter_to_the_flow(tree):
     services.case_escalate(case=case, actor=None, reason="sla_breach")
     case = assert_flow_agrees(case)
     assert open_task(case).org == tree.city
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_people_finishing_the_same_step_at_once_leave_one_next_step(tree):
+    # given a case waiting for intake, and its handler and a supervisor both on its page
+    case = submit(tree)
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def act(actor):
+        try:
+            barrier.wait()
+            services.case_accept(case=case.pk, actor=actor)
+            outcomes.append("accepted")
+        except CaseworkError as error:
+            outcomes.append(error.code)
+        finally:
+            connection.close()
+
+    # when both accept at the same moment
+    threads = [
+        threading.Thread(target=act, args=(u,)) for u in (tree.handler, tree.city_supervisor)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then one wins, the other is told why, and the flow has exactly one next step
+    assert sorted(outcomes) == ["accepted", "invalid_state"]
+    case = assert_flow_agrees(case)
+    assert case.state == CaseState.ACCEPTED
+    assert case.flow_tasks.filter(flow_task=CaseFlow.schedule_verification).count() == 1
