@@ -78,6 +78,9 @@ def _lock_task(task: CoordinationTask | int, expected_version: int | None):
     except CoordinationTask.DoesNotExist:
         raise ValidationFailed(field_errors={"task": [str(_("No such task."))]}) from None
     case = lock_case(case_id, expected_version=expected_version)
+    if not case.is_open:
+        # A withdrawn, rejected or closed case takes no more coordination work.
+        raise InvalidTransition(_("The case is closed; its coordination tasks are too."))
     task = CoordinationTask.objects.select_for_update().get(pk=pk)
     if task.status != CoordinationTask.Status.OPEN:
         raise InvalidTransition(_("This coordination task is already finished."))

@@ -526,3 +526,485 @@ def test_every_refusal_is_a_casework_error_never_a_bare_fsm_error(tree, people):
                 except CaseworkError:
                     refusals += 1
     assert refusals > 0
+
+
+# --- routing events: who holds the case ----------------------------------------------
+
+
+def _escalate(tree, case, actor, **kw):
+    return services.case_escalate(case=case, actor=actor, reason=kw.pop("reason", "manual"), **kw)
+
+
+def _transfer(tree, case, actor, **kw):
+    return services.case_transfer(
+        case=case, actor=actor, to_org=kw.pop("to_org", tree.baiyun), reason="辖区不符", **kw
+    )
+
+
+def _delegate(tree, case, actor, **kw):
+    return services.case_delegate(
+        case=case, actor=actor, to_org=kw.pop("to_org", tree.haizhu_branch), reason="就近", **kw
+    )
+
+
+def _reassign(tree, case, actor, **kw):
+    return services.case_reassign(
+        case=case, actor=actor, to_org=kw.pop("to_org", tree.baiyun), reason="平衡工作量", **kw
+    )
+
+
+def _pull_up(tree, case, actor, **kw):
+    return services.case_pull_up(case=case, actor=actor, reason="督办", **kw)
+
+
+def _assign(tree, case, actor, people=None, **kw):
+    return services.case_assign(case=case, actor=actor, assignee=kw.pop("assignee"), **kw)
+
+
+@dataclass(frozen=True)
+class R:
+    name: str
+    call: object
+    kind: str
+    allowed: list
+    refused: list
+    # where the case goes when ``allowed`` makes the move (an attribute of the tree)
+    to: str
+
+
+ROUTING = [
+    R(
+        "escalate",
+        _escalate,
+        "escalated",
+        ["handler", "city_supervisor", "province_supervisor", "system"],
+        [
+            "youth",
+            "verifier",
+            "sibling_handler",
+            "child_handler",
+            "parent_handler",
+            "sibling_supervisor",
+            "partner",
+        ],
+        "city",
+    ),
+    R(
+        "transfer",
+        _transfer,
+        "transferred",
+        ["handler", "city_supervisor"],
+        ["youth", "verifier", "sibling_handler", "child_handler", "sibling_supervisor", "partner"],
+        "baiyun",
+    ),
+    R(
+        "delegate",
+        _delegate,
+        "delegated",
+        ["handler", "city_supervisor", "province_supervisor"],
+        ["youth", "verifier", "sibling_handler", "child_handler", "other_city_supervisor"],
+        "haizhu_branch",
+    ),
+    R(
+        "reassign",
+        _reassign,
+        "reassigned",
+        ["city_supervisor", "province_supervisor"],
+        [
+            "youth",
+            "handler",
+            "parent_handler",
+            "verifier",
+            "sibling_supervisor",
+            "other_city_supervisor",
+            "child_supervisor",
+        ],
+        "baiyun",
+    ),
+    R(
+        "pull_up",
+        _pull_up,
+        "escalated",
+        ["city_supervisor"],
+        ["youth", "handler", "parent_handler", "sibling_supervisor", "child_supervisor"],
+        "city",
+    ),
+]
+ROUTING_BY_NAME = {r.name: r for r in ROUTING}
+
+
+@pytest.mark.parametrize(
+    ("name", "who"),
+    [pytest.param(r.name, w, id=f"{r.name}-{w}") for r in ROUTING for w in r.allowed],
+)
+def test_routing_event_moves_the_holder_not_the_state(tree, people, name, who):
+    r = ROUTING_BY_NAME[name]
+    case = case_in(tree, S.ACCEPTED)
+    assert case.assignee_id is not None
+    before = snapshot(case)
+
+    case = r.call(tree, case, people[who])
+
+    after = snapshot(case)
+    assert after.state == before.state == S.ACCEPTED
+    assert after.org_id == getattr(tree, r.to).pk
+    assert after.assignee_id is None
+    assert after.version == before.version + 1
+    assert after.last_event_seq == before.last_event_seq + 1
+    event = CaseEvent.objects.get(case=case, seq=after.last_event_seq)
+    assert event.kind == r.kind
+    assert event.payload["from_org"] == tree.haizhu.pk
+    assert event.payload["to_org"] == getattr(tree, r.to).pk
+    assert event.org_id == getattr(tree, r.to).pk
+
+
+def test_pull_up_by_the_province_supervisor_goes_to_the_province(tree, people):
+    case = case_in(tree, S.SUBMITTED)
+
+    case = services.case_pull_up(case=case, actor=people["province_supervisor"], reason="督办")
+
+    assert case.org_id == tree.province.pk
+
+
+@pytest.mark.parametrize(
+    ("name", "who"),
+    [pytest.param(r.name, w, id=f"{r.name}-{w}") for r in ROUTING for w in r.refused],
+)
+def test_routing_event_by_the_wrong_person_is_refused(tree, people, name, who):
+    case = case_in(tree, S.ACCEPTED)
+    before = snapshot(case)
+
+    with pytest.raises(NotPermitted):
+        ROUTING_BY_NAME[name].call(tree, case, people[who])
+
+    assert snapshot(case) == before
+
+
+@pytest.mark.parametrize("name", list(ROUTING_BY_NAME))
+@pytest.mark.parametrize("state", [S.CLOSED, S.REJECTED, S.WITHDRAWN])
+def test_routing_a_finished_case_is_an_invalid_transition(tree, people, name, state):
+    case = case_in(tree, state)
+    before = snapshot(case)
+
+    with pytest.raises(InvalidTransition):
+        ROUTING_BY_NAME[name].call(tree, case, people[ROUTING_BY_NAME[name].allowed[0]])
+
+    assert snapshot(case) == before
+
+
+def test_escalation_is_refused_at_the_top(tree, people):
+    case = case_in(tree, S.SUBMITTED)
+    case = services.case_escalate(case=case, actor=tree.handler, reason="beyond_capacity")
+    case = services.case_escalate(case=case, actor=tree.city_handler, reason="beyond_capacity")
+    assert case.org_id == tree.province.pk
+    before = snapshot(case)
+
+    with pytest.raises(InvalidTransition):
+        services.case_escalate(case=case, actor=tree.province_handler, reason="manual")
+
+    assert snapshot(case) == before
+    assert case.escalation_count == 2
+
+
+def test_escalation_needs_a_known_reason(tree):
+    case = case_in(tree, S.SUBMITTED)
+
+    with pytest.raises(ValidationFailed):
+        services.case_escalate(case=case, actor=tree.handler, reason="bored")
+
+
+@pytest.mark.parametrize(
+    ("name", "to_org"),
+    [
+        ("transfer", "haizhu"),  # to itself
+        ("transfer", "city"),  # up is escalation
+        ("transfer", "haizhu_branch"),  # down is delegation
+        ("transfer", "other_city"),  # another level
+        ("transfer", "partner"),  # not a holding organisation
+        ("delegate", "baiyun"),  # sideways
+        ("delegate", "city"),  # up
+        ("delegate", "haizhu"),  # itself
+        ("delegate", "partner"),  # a partner body takes tasks, not cases
+        ("reassign", "other_city"),  # outside the city supervisor's subtree
+        ("reassign", "haizhu"),  # where it already is
+        ("reassign", "partner"),
+    ],
+)
+def test_routing_to_the_wrong_organisation_is_a_validation_error(tree, people, name, to_org):
+    who = "city_supervisor" if name == "reassign" else "handler"
+    case = case_in(tree, S.ACCEPTED)
+    before = snapshot(case)
+
+    with pytest.raises(ValidationFailed) as raised:
+        ROUTING_BY_NAME[name].call(tree, case, people[who], to_org=getattr(tree, to_org))
+
+    assert "org" in raised.value.field_errors
+    assert snapshot(case) == before
+
+
+def test_transfer_to_an_inactive_sibling_is_refused(tree):
+    tree.baiyun.is_active = False
+    tree.baiyun.save()
+    case = case_in(tree, S.SUBMITTED)
+
+    with pytest.raises(ValidationFailed):
+        services.case_transfer(case=case, actor=tree.handler, to_org=tree.baiyun, reason="x")
+
+
+def test_transfer_without_a_reason_is_refused(tree):
+    case = case_in(tree, S.SUBMITTED)
+
+    with pytest.raises(ValidationFailed):
+        services.case_transfer(case=case, actor=tree.handler, to_org=tree.baiyun, reason=" ")
+
+
+def test_pull_up_by_a_supervisor_of_the_holding_org_itself_is_refused(tree, people):
+    # Nothing above to pull to within their own authority: the case is already theirs.
+    case = case_in(tree, S.SUBMITTED)
+    case = services.case_pull_up(case=case, actor=people["city_supervisor"], reason="督办")
+    before = snapshot(case)
+
+    with pytest.raises(NotPermitted):
+        services.case_pull_up(case=case, actor=people["city_supervisor"], reason="again")
+
+    assert snapshot(case) == before
+
+
+def test_assign_to_a_handler_of_the_holding_org(tree, people):
+    case = case_in(tree, S.SUBMITTED)
+    before = snapshot(case)
+
+    case = services.case_assign(case=case, actor=tree.handler, assignee=people["handler2"])
+
+    assert case.assignee_id == people["handler2"].pk
+    event = CaseEvent.objects.get(case=case, seq=before.last_event_seq + 1)
+    assert event.kind == "assigned"
+    assert event.payload == {"from_user": None, "to_user": people["handler2"].pk}
+
+
+@pytest.mark.parametrize(
+    "assignee", ["sibling_handler", "child_handler", "verifier", "city_supervisor", "youth"]
+)
+def test_assign_to_someone_not_handling_for_the_org_is_refused(tree, people, assignee):
+    case = case_in(tree, S.SUBMITTED)
+    before = snapshot(case)
+
+    with pytest.raises(ValidationFailed) as raised:
+        services.case_assign(case=case, actor=tree.handler, assignee=people[assignee])
+
+    assert "assignee" in raised.value.field_errors
+    assert snapshot(case) == before
+
+
+@pytest.mark.parametrize("who", ["youth", "sibling_handler", "verifier", "sibling_supervisor"])
+def test_assign_by_the_wrong_person_is_refused(tree, people, who):
+    case = case_in(tree, S.SUBMITTED)
+
+    with pytest.raises(NotPermitted):
+        services.case_assign(case=case, actor=people[who], assignee=people["handler2"])
+
+
+def test_supervisor_above_may_assign(tree, people):
+    case = case_in(tree, S.SUBMITTED)
+
+    case = services.case_assign(
+        case=case, actor=people["province_supervisor"], assignee=tree.handler
+    )
+
+    assert case.assignee_id == tree.handler.pk
+
+
+# --- coordination: refer, complete, waive; resolve waits for required tasks -------------
+
+
+def _refer(tree, case, actor=None, **kw):
+    return services.case_refer(
+        case=case,
+        actor=actor or tree.handler,
+        partner=kw.pop("partner", tree.partner),
+        instructions=kw.pop("instructions", "请学校配合调查"),
+        **kw,
+    )
+
+
+def test_refer_complete_then_resolve(tree):
+    case = case_in(tree, S.COORDINATING)
+    task = _refer(tree, case)
+
+    with pytest.raises(InvalidTransition) as raised:
+        services.case_resolve(case=case, actor=tree.handler, outcome="solved", note="好了")
+    assert "coordination" in str(raised.value.message)
+
+    services.coordination_complete(task=task, actor=tree.partner_staff, result="已约谈")
+    case = services.case_resolve(case=case, actor=tree.handler, outcome="solved", note="好了")
+
+    assert case.state == S.RESOLVED
+    assert kinds(case)[-3:] == ["referred", "referral_done", "resolved"]
+
+
+def test_refer_waive_then_resolve(tree):
+    case = case_in(tree, S.COORDINATING)
+    task = _refer(tree, case)
+
+    services.coordination_waive(task=task, actor=tree.handler, reason="学校已主动处理")
+    case = services.case_resolve(case=case, actor=tree.handler, outcome="partly", note="部分")
+
+    assert case.state == S.RESOLVED
+    assert kinds(case)[-3:] == ["referred", "referral_waived", "resolved"]
+
+
+def test_an_optional_task_does_not_hold_up_resolving(tree):
+    case = case_in(tree, S.COORDINATING)
+    _refer(tree, case, required=False)
+
+    case = services.case_resolve(case=case, actor=tree.handler, outcome="solved", note="好了")
+
+    assert case.state == S.RESOLVED
+
+
+def test_resolve_refused_while_a_required_task_is_open_changes_nothing(tree):
+    case = case_in(tree, S.COORDINATING)
+    _refer(tree, case)
+    _refer(tree, case, required=False)
+    before = snapshot(case)
+
+    with pytest.raises(InvalidTransition):
+        services.case_resolve(case=case, actor=tree.handler, outcome="solved", note="好了")
+
+    assert snapshot(case) == before
+
+
+def test_wrong_person_resolving_with_open_tasks_is_not_permitted(tree, people):
+    case = case_in(tree, S.COORDINATING)
+    _refer(tree, case)
+
+    with pytest.raises(NotPermitted):
+        services.case_resolve(
+            case=case, actor=people["sibling_handler"], outcome="solved", note="x"
+        )
+
+
+@pytest.mark.parametrize("state", [S.SUBMITTED, S.ACCEPTED, S.VERIFYING, S.RESOLVED, S.CLOSED])
+def test_refer_outside_coordinating_is_an_invalid_transition(tree, state):
+    case = case_in(tree, state)
+    before = snapshot(case)
+
+    with pytest.raises(InvalidTransition):
+        _refer(tree, case)
+
+    assert snapshot(case) == before
+
+
+@pytest.mark.parametrize(
+    "who",
+    ["youth", "verifier", "partner", "sibling_handler", "child_handler", "sibling_supervisor"],
+)
+def test_refer_by_the_wrong_person_is_not_permitted(tree, people, who):
+    case = case_in(tree, S.COORDINATING)
+    before = snapshot(case)
+
+    with pytest.raises(NotPermitted):
+        _refer(tree, case, actor=people[who])
+
+    assert snapshot(case) == before
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"instructions": ""}, {"partner": "haizhu"}, {"partner": None}, {"due_at": "past"}],
+    ids=["instructions", "league-partner", "no-partner", "past-deadline"],
+)
+def test_refer_with_bad_input_is_a_validation_error(tree, bad):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    case = case_in(tree, S.COORDINATING)
+    if bad.get("partner"):
+        bad["partner"] = getattr(tree, bad["partner"])
+    if "due_at" in bad:
+        bad["due_at"] = timezone.now() - timedelta(hours=1)
+    before = snapshot(case)
+
+    with pytest.raises(ValidationFailed):
+        _refer(tree, case, **bad)
+
+    assert snapshot(case) == before
+
+
+@pytest.mark.parametrize(
+    "who", ["youth", "verifier", "sibling_handler", "other_verifier", "sibling_supervisor"]
+)
+def test_completing_a_task_by_the_wrong_person_is_not_permitted(tree, people, who):
+    case = case_in(tree, S.COORDINATING)
+    task = _refer(tree, case)
+    before = snapshot(case)
+
+    with pytest.raises(NotPermitted):
+        services.coordination_complete(task=task, actor=people[who], result="完成")
+
+    assert snapshot(case) == before
+
+
+@pytest.mark.parametrize("who", ["handler", "city_supervisor"])
+def test_handler_or_supervisor_may_record_a_task_done(tree, people, who):
+    case = case_in(tree, S.COORDINATING)
+    task = _refer(tree, case)
+
+    task = services.coordination_complete(task=task, actor=people[who], result="电话确认已办")
+
+    assert task.status == "done"
+
+
+@pytest.mark.parametrize("who", ["partner", "youth", "sibling_handler"])
+def test_waiving_by_anyone_but_the_handler_is_not_permitted(tree, people, who):
+    case = case_in(tree, S.COORDINATING)
+    task = _refer(tree, case)
+    before = snapshot(case)
+
+    with pytest.raises(NotPermitted):
+        services.coordination_waive(task=task, actor=people[who], reason="不需要")
+
+    assert snapshot(case) == before
+
+
+@pytest.mark.parametrize("first", ["complete", "waive"])
+@pytest.mark.parametrize("second", ["complete", "waive"])
+def test_a_finished_task_cannot_be_finished_again(tree, first, second):
+    case = case_in(tree, S.COORDINATING)
+    task = _refer(tree, case)
+    finish = {
+        "complete": lambda: services.coordination_complete(
+            task=task, actor=tree.partner_staff, result="完成"
+        ),
+        "waive": lambda: services.coordination_waive(task=task, actor=tree.handler, reason="不要"),
+    }
+    finish[first]()
+    before = snapshot(case)
+
+    with pytest.raises(InvalidTransition):
+        finish[second]()
+
+    assert snapshot(case) == before
+
+
+def test_finishing_a_task_without_words_is_a_validation_error(tree):
+    case = case_in(tree, S.COORDINATING)
+    task = _refer(tree, case)
+
+    with pytest.raises(ValidationFailed):
+        services.coordination_complete(task=task, actor=tree.partner_staff, result="")
+    with pytest.raises(ValidationFailed):
+        services.coordination_waive(task=task, actor=tree.handler, reason="")
+
+
+def test_task_of_a_withdrawn_case_cannot_be_completed(tree):
+    case = case_in(tree, S.COORDINATING)
+    task = _refer(tree, case)
+    services.case_withdraw(case=case, actor=tree.youth)
+    before = snapshot(case)
+
+    with pytest.raises(InvalidTransition):
+        services.coordination_complete(task=task, actor=tree.partner_staff, result="完成")
+
+    assert snapshot(case) == before
