@@ -94,6 +94,7 @@ def start_worker(db_url: str, broker: str, queue: str, concurrency: int, log: Pa
         EMAIL_BACKEND="django.core.mail.backends.console.EmailBackend",
         NOTIFICATIONS_SMS_BACKEND="notifications.channels.sms.ConsoleSMSBackend",
         LOG_LEVEL="WARNING",
+        DJANGO_DEBUG="false",  # as in production: no query log, cached templates
     )
     command = [
         sys.executable,

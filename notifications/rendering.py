@@ -9,6 +9,7 @@ deadline) and, for a partner body, its own task's instructions and deadline.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
@@ -127,12 +128,18 @@ def message_context(notification, language: str, task=None) -> dict:
     return facts
 
 
+@lru_cache(maxsize=256)
+def _template(language: str, kind: str):
+    # Parsed once per process: a worker renders thousands of these.
+    try:
+        return get_template(f"notifications/messages/{language}/{kind}.txt")
+    except TemplateDoesNotExist:
+        return get_template(f"notifications/messages/{language}/_default.txt")
+
+
 def render(notification, language: str, task=None) -> RenderedMessage:
     """The subject and body of ``notification`` in ``language``."""
-    try:
-        template = get_template(f"notifications/messages/{language}/{notification.kind}.txt")
-    except TemplateDoesNotExist:
-        template = get_template(f"notifications/messages/{language}/_default.txt")
+    template = _template(language, notification.kind)
     with translation.override(language):
         text = template.template.render(
             Context(message_context(notification, language, task), autoescape=False)

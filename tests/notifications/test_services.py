@@ -280,3 +280,15 @@ def test_every_event_of_the_issue_has_recipients_and_templates():
         "comment",
         "info_provided_again",
     } | {"sla_reminder", "sla_breach", "complaint"}
+
+
+def test_run_background_once_delivers_what_the_web_process_left(tree, eager):
+    from django.core.management import call_command
+
+    # given rows committed but never published, past their grace period
+    submit(tree)
+    Notification.objects.update(relay_after=timezone.now() - timedelta(seconds=1))
+    # when the background loop runs once
+    call_command("run_background", "--once")
+    # then they are delivered
+    assert InboxItem.objects.count() == 2
