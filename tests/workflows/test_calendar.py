@@ -124,3 +124,45 @@ def test_bad_input_is_refused():
 def test_between_is_zero_backwards(cal):
     assert cal.between(cst(2025, 10, 20, 12), cst(2025, 10, 20, 11)) == timedelta(0)
     assert time(9) == cal.hours[0][0]
+
+
+# --- the clock of a real case, with a frozen clock -------------------------------
+
+
+def test_stage_paused_in_awaiting_youth_over_a_weekend_resumes_where_it_stopped(tree):
+    from freezegun import freeze_time
+
+    from casework import services
+    from tests.casework.steps import submit
+    from workflows import sla
+
+    sla.load_calendar([2025])
+    try:
+        # given a case accepted on Thursday 23 October 2025 at 10:00: 27 working hours to verify
+        with freeze_time(cst(2025, 10, 23, 9)):
+            case = submit(tree)
+        with freeze_time(cst(2025, 10, 23, 10)):
+            case = services.case_accept(case=case, actor=tree.handler)
+        # Thu 8 h + Fri 9 h + Mon 9 h + Tue 1 h
+        assert case.stage_due_at == cst(2025, 10, 28, 10)
+
+        # when the handler asks the youth on Friday at 15:00
+        with freeze_time(cst(2025, 10, 24, 15)):
+            case = services.case_request_info(case=case, actor=tree.handler, question="学校名称？")
+        # then the clock stops with 13 working hours left (Fri 3 h, Mon 9 h, Tue 1 h)
+        assert case.stage_due_at is None and case.remind_at is None
+        assert case.sla_paused_remaining == timedelta(hours=13)
+        assert services.sla_sweep(now=cst(2025, 10, 29, 10)).escalated == 0
+
+        # when the youth answers on Sunday evening
+        with freeze_time(cst(2025, 10, 26, 20)):
+            case = services.case_provide_info(case=case, actor=tree.youth, answer="第一中学")
+
+        # then the weekend cost nothing: 13 working hours from Monday 09:00
+        assert case.state == "accepted"
+        assert case.sla_paused_remaining is None
+        assert case.stage_due_at == cst(2025, 10, 28, 13)
+        # and the reminder (at 75% of 27 h: 6.75 h before the end) comes back too
+        assert case.remind_at == cst(2025, 10, 27, 15, 15)
+    finally:
+        sla.invalidate()
