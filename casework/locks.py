@@ -16,14 +16,14 @@ def lock_case(case_or_id: Case | int, *, expected_version: int | None = None) ->
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("lock_case must be called inside transaction.atomic()")
     pk = case_or_id.pk if isinstance(case_or_id, Case) else case_or_id
-    try:
-        case = (
-            Case.objects.select_for_update(of=("self",))
-            .select_related("org", "category")
-            .get(pk=pk)
-        )
-    except Case.DoesNotExist:
-        raise NotFound() from None
+    # Lock the bare row first. A locking query that joins the organisation would, after
+    # waiting for a writer that moved the case to another organisation, re-check the
+    # join against the old organisation row and find no case at all (PostgreSQL
+    # re-evaluates only the locked row): the waiter would get NotFound, not the news.
+    if not Case.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True):
+        raise NotFound()
+    # With the lock held no one can change the row, so this read is current.
+    case = Case.objects.select_related("org", "category").get(pk=pk)
     if expected_version is not None and case.version != expected_version:
         raise CaseConflict()
     return case
