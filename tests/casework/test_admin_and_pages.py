@@ -5,7 +5,8 @@ from io import StringIO
 import pytest
 from django.contrib import admin
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from casework.models import Case, CaseEvent, Organisation, User
@@ -150,3 +151,16 @@ def test_language_switch_sets_english(seeded, client):
     assert response.status_code == 302
     page = client.get(reverse("casework:case_list")).content.decode()
     assert '<html lang="en">' in page
+
+
+def test_case_list_costs_the_same_queries_for_few_or_many_rows(seeded, client):
+    def queries_for(username):
+        login(client, username)
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(reverse("casework:case_list"))
+        return len(response.context["rows"]), len(ctx)
+
+    few_rows, few_queries = queries_for("liu_laoshi")
+    many_rows, many_queries = queries_for("province_inspector")
+    assert many_rows > few_rows
+    assert many_queries == few_queries

@@ -1,8 +1,25 @@
 """Build the demo organisation tree, demo users in every role, and demo cases."""
 
+import logging
+from contextlib import contextmanager
+
 from django.core.management.base import BaseCommand
 
 from casework import demo
+
+
+@contextmanager
+def quiet_loggers(names, level=logging.ERROR):
+    """Keep in-process task logs (one line per notification) out of the seed's own report."""
+    loggers = [logging.getLogger(name) for name in names]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, before, strict=True):
+            logger.setLevel(old)
 
 
 class Command(BaseCommand):
@@ -22,11 +39,13 @@ class Command(BaseCommand):
             help=f"password for every demo user and 'admin' (default: {demo.DEFAULT_PASSWORD})",
         )
 
-    def handle(self, *args, password, **options):
+    def handle(self, *args, password, verbosity=1, **options):
         def log(line: str) -> None:
             self.stdout.write(line)
 
-        demo.seed(password=password, log=log)
+        noisy = [] if verbosity > 1 else ["celery", "kombu"]
+        with quiet_loggers(noisy):
+            demo.seed(password=password, log=log)
 
         self.stdout.write("")
         self.stdout.write(
