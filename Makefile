@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv demo test lint format clean
+.PHONY: venv demo test lint format clean background workers
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,11 @@ format: venv
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles
+
+## make background: the relay and the sweeps in-process, beside runserver (embedded, no broker)
+background: venv
+	$(PY) manage.py run_background
+
+## make workers: one Celery worker with beat on every queue, against CELERY_BROKER_URL
+workers: venv
+	$(VENV)/bin/celery -A config worker -B -Q notifications,sweeps,default --loglevel INFO
