@@ -13,4 +13,4 @@ def sla_sweep_task() -> dict:
     from casework.services import sla_sweep
 
     # Bounded so one run ends well inside the task time limit; the next minute goes on.
-    return sla_sweep(max_batches=getattr(settings, "SLA_SWEEP_MAX_BATCHES", 200)).as_dict()
+    return sla_sweep(max_batches=getattr(settings, "SLA_SWEEP_MAX_BATCHES", 50)).as_dict()

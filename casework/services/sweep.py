@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 HOLDING_KINDS = (Organisation.Kind.LEAGUE, Organisation.Kind.STATION, Organisation.Kind.SOCIAL)
 DEFAULT_BATCH_SIZE = 1000
+CLOSING_BATCH_SIZE = 50
 
 
 @dataclass
@@ -393,9 +394,12 @@ def sla_sweep(
         result.batches += 1
         if _reminder_batch(now, size, result) < size:
             break
+    # Closing runs the flow per case (tens of milliseconds each): small batches keep
+    # each transaction, and the row locks it holds, short.
+    closing_size = min(size, CLOSING_BATCH_SIZE)
     while budget_left():
         result.batches += 1
-        if _rating_batch(now, size, result) < size:
+        if _rating_batch(now, closing_size, result) < closing_size:
             break
     if result.escalated or result.critical or result.reminded or result.auto_closed:
         logger.info("sla sweep: %s", result.as_dict())

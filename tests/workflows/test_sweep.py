@@ -280,7 +280,7 @@ def test_max_batches_bounds_one_run(tree):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_concurrent_sweeps_escalate_each_case_exactly_once(tree):
     # given 30 overdue cases
     cases = [submitted_on_monday(tree) for _ in range(30)]
