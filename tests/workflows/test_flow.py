@@ -453,7 +453,7 @@ def test_stage_clock_does_not_matter_to_the_flow(tree):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_people_finishing_the_same_step_at_once_leave_one_next_step(tree):
     # given a case waiting for intake, and its handler and a supervisor both on its page
     case = submit(tree)
