@@ -19,7 +19,9 @@ venv: $(VENV)/.installed
 demo: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@echo "Serving http://$(HOST):$(PORT)/ with background delivery and SLA sweeps running (Ctrl-C stops both)."
+	$(PY) manage.py run_background & BG=$$!; trap 'kill $$BG 2>/dev/null' EXIT INT TERM; \
+		$(PY) manage.py runserver $(HOST):$(PORT)
 
 ## make test: the whole test suite (SQLite by default; PostgreSQL and a broker when
 ## DATABASE_URL and CELERY_BROKER_URL are set, as CI does)
