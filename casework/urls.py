@@ -1,10 +1,14 @@
 from django.urls import path
 
-from . import views
+from .views import cases, public, staff, supervisor, youth
 
 app_name = "casework"
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("cases/", views.case_list, name="case_list"),
-    path("cases/<str:reference>/", views.case_detail, name="case_detail"),
+    path("", cases.home, name="home"),
+    path("cases/", cases.case_list, name="case_list"),
+    path("cases/<str:reference>/", cases.case_detail, name="case_detail"),
+    *youth.urlpatterns,
+    *public.urlpatterns,
+    *staff.urlpatterns,
+    *supervisor.urlpatterns,
 ]

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from casework.models import Case, CaseEvent, Organisation, User
-from casework.views import CASES_PER_PAGE
+from casework.views.cases import CASES_PER_PAGE
 
 pytestmark = pytest.mark.django_db
 

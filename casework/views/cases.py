@@ -9,11 +9,11 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 
-from . import selectors
-from .events import EventKind
-from .models import Case
-from .permissions import may_view_case
-from .states import CaseState
+from .. import selectors
+from ..events import EventKind
+from ..models import Case
+from ..permissions import may_view_case
+from ..states import CaseState
 
 CASES_PER_PAGE = 50
 SYSTEM_ACTOR = _("system")
