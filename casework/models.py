@@ -610,3 +610,44 @@ class Rating(models.Model):
 
     def __str__(self):
         return f"{self.case} · {self.timeliness}/{self.attitude}/{self.outcome}"
+
+
+# --- evidence (helper H2) ---
+
+
+def evidence_path(instance: "Evidence", filename: str) -> str:
+    # A random name: the uploader's file name may say who the youth is, and a
+    # guessable path would be one more way in besides the permission-checked view.
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    return f"evidence/{instance.case_id}/{secrets.token_hex(16)}.{extension}"
+
+
+class Evidence(models.Model):
+    """A file attached to a case by staff (photos, scans, letters), kept under MEDIA_ROOT.
+
+    MEDIA_ROOT is outside the web root: files are served only by the staff view
+    after the case's permission checks. Written only by ``casework.services.evidence``.
+    """
+
+    class ContentType(models.TextChoices):
+        JPEG = "image/jpeg", "JPEG"
+        PNG = "image/png", "PNG"
+        PDF = "application/pdf", "PDF"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="evidence")
+    uploaded_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", verbose_name=_("uploaded by")
+    )
+    file = models.FileField(_("file"), upload_to=evidence_path, max_length=200)
+    content_type = models.CharField(_("content type"), max_length=40, choices=ContentType.choices)
+    size = models.PositiveIntegerField(_("size in bytes"))
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        verbose_name = _("evidence")
+        verbose_name_plural = _("evidence")
+
+    def __str__(self):
+        return f"{self.case} · {self.get_content_type_display()} · {self.sha256[:12]}"
