@@ -58,7 +58,7 @@ class OrganisationAdmin(TreeAdmin):
 class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "organisation", "role", "created_at"]
     list_filter = ["role"]
-    search_fields = ["user__username", "user__display_name", "organisation__name"]
+    search_fields = ["user__username", "organisation__name"]  # names are encrypted
     autocomplete_fields = ["user", "organisation"]
     list_select_related = ["user", "organisation"]
 
@@ -83,14 +83,17 @@ class RegionAdmin(admin.ModelAdmin):
 class UserAdmin(BaseUserAdmin):
     fieldsets = (
         *BaseUserAdmin.fieldsets,
-        (_("Casework"), {"fields": ("display_name", "phone", "birth_date", "region_code")}),
+        (
+            _("Casework"),
+            {"fields": ("display_name", "phone", "birth_date", "region_code", "requires_2fa")},
+        ),
     )
     add_fieldsets = (
         *BaseUserAdmin.add_fieldsets,
         (_("Casework"), {"fields": ("display_name", "region_code")}),
     )
     list_display = ["username", "display_name", "region_code", "is_staff", "is_active"]
-    search_fields = ["username", "display_name", "email"]
+    search_fields = ["username"]  # name, e-mail and phone are encrypted: not searchable
     inlines = [MembershipInline]
 
 
@@ -149,3 +152,33 @@ class RatingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["solved"]
     search_fields = ["case__reference"]
     list_select_related = ["case"]
+
+
+# --- personal data protection (helper I) ---
+from .models import AccessLog, GuardianConsent, PrivacyRequest  # noqa: E402
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Supervisors review who opened which youth's personal data, and why."""
+
+    list_display = ["at", "actor", "case", "org", "purpose"]
+    list_filter = ["purpose"]
+    search_fields = ["case__reference", "actor__username"]
+    date_hierarchy = "at"
+    list_select_related = ["actor", "case", "org"]
+
+
+@admin.register(GuardianConsent)
+class GuardianConsentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["youth", "relationship", "method", "given_at", "recorded_by", "revoked_at"]
+    list_filter = ["method"]
+    search_fields = ["youth__username"]
+    list_select_related = ["youth", "recorded_by"]
+
+
+@admin.register(PrivacyRequest)
+class PrivacyRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["at", "youth", "kind", "status", "reason"]
+    list_filter = ["kind", "status"]
+    search_fields = ["youth__username"]

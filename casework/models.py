@@ -16,6 +16,7 @@ from django_fsm import GET_STATE, FSMField, FSMModelMixin, transition
 from treebeard.mp_tree import MP_Node
 
 from . import permissions
+from .crypto import EncryptedCharField, EncryptedEmailField, EncryptedTextField
 from .states import OPEN_STATES, PAUSABLE_STATES, SLA_STAGE_STATES, CaseState
 
 
@@ -25,10 +26,18 @@ class User(AbstractUser):
     Personal fields are the few that handling a request needs; see docs/privacy.md.
     """
 
-    display_name = models.CharField(_("display name"), max_length=60, blank=True)
-    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    # Name and contact details are encrypted at rest (casework.crypto).
+    display_name = EncryptedCharField(_("display name"), max_length=60, blank=True)
+    email = EncryptedEmailField(_("email address"), max_length=254, blank=True)
+    phone = EncryptedCharField(_("phone"), max_length=32, blank=True)
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     region_code = models.CharField(_("region code"), max_length=12, blank=True)
+    requires_2fa = models.BooleanField(
+        _("requires two-factor sign-in"),
+        default=False,
+        help_text=_("Sign-in needs a code from a confirmed TOTP device (staff accounts)."),
+    )
+    erased_at = models.DateTimeField(_("personal data erased"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("user")
@@ -228,8 +237,9 @@ class Case(FSMModelMixin, models.Model):
         _("urgency"), max_length=10, choices=Urgency.choices, default=Urgency.NORMAL
     )
     region_code = models.CharField(_("region code"), max_length=12, db_index=True)
-    title = models.CharField(_("title"), max_length=120)
-    description = models.TextField(_("description"))
+    # Free text written by the youth: encrypted at rest, never filtered in SQL.
+    title = EncryptedCharField(_("title"), max_length=120)
+    description = EncryptedTextField(_("description"))
     is_public = models.BooleanField(_("public progress page"), default=True)
 
     requested_org = models.ForeignKey(
@@ -291,7 +301,7 @@ class Case(FSMModelMixin, models.Model):
         _("rejection reason"), max_length=20, blank=True, choices=RejectReason.choices
     )
     outcome = models.CharField(_("outcome"), max_length=20, blank=True, choices=Outcome.choices)
-    outcome_note = models.TextField(_("outcome note"), blank=True)
+    outcome_note = EncryptedTextField(_("outcome note"), blank=True)
 
     submitted_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -300,6 +310,8 @@ class Case(FSMModelMixin, models.Model):
     # Head of the hash-chained timeline, kept on the locked row so appending needs no scan.
     last_event_seq = models.PositiveIntegerField(default=0)
     last_event_hash = models.CharField(max_length=64, blank=True)
+    # Set when the case's personal free text was erased (retention or the youth's request).
+    personal_data_erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("case")
@@ -517,7 +529,7 @@ class CaseMessage(models.Model):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="messages")
     author = models.ForeignKey(User, null=True, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=12, choices=Kind.choices)
-    body = models.TextField()
+    body = EncryptedTextField()
     internal = models.BooleanField(default=False, help_text=_("Hidden from the youth."))
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -542,11 +554,11 @@ class CoordinationTask(models.Model):
     partner = models.ForeignKey(
         Organisation, on_delete=models.PROTECT, related_name="coordination_tasks"
     )
-    instructions = models.TextField(_("instructions"))
+    instructions = EncryptedTextField(_("instructions"))
     required = models.BooleanField(_("required before resolving"), default=True)
     due_at = models.DateTimeField(_("due"), null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
-    result = models.TextField(_("result"), blank=True)
+    result = EncryptedTextField(_("result"), blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -568,7 +580,7 @@ class Verification(models.Model):
         Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     confirmed = models.BooleanField(_("facts confirmed"))
-    findings = models.TextField(_("findings"))
+    findings = EncryptedTextField(_("findings"))
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -592,7 +604,7 @@ class Rating(models.Model):
     attitude = models.PositiveSmallIntegerField(_("attitude"))
     outcome = models.PositiveSmallIntegerField(_("outcome"))
     solved = models.CharField(_("solved?"), max_length=12, choices=Solved.choices)
-    comment = models.TextField(_("comment"), blank=True)
+    comment = EncryptedTextField(_("comment"), blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -651,3 +663,113 @@ class Evidence(models.Model):
 
     def __str__(self):
         return f"{self.case} · {self.get_content_type_display()} · {self.sha256[:12]}"
+
+
+# --- personal data protection (helper I) ---
+
+
+class GuardianConsent(models.Model):
+    """A guardian's consent for a youth under the consent age to ask for help.
+
+    Who gave it, how, and who recorded it when; a later revocation ends it.
+    """
+
+    class Method(models.TextChoices):
+        IN_PERSON = "in_person", _("in person")
+        WRITTEN = "written", _("signed form")
+        PHONE = "phone", _("by phone")
+        ONLINE = "online", _("online confirmation")
+
+    youth = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="guardian_consents", verbose_name=_("youth")
+    )
+    guardian_name = EncryptedCharField(_("guardian"), max_length=60)
+    relationship = models.CharField(_("relationship"), max_length=30)
+    method = models.CharField(_("how"), max_length=12, choices=Method.choices)
+    given_at = models.DateTimeField(_("given at"), default=timezone.now)
+    recorded_by = models.ForeignKey(
+        User, null=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("recorded by")
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("guardian consent")
+        verbose_name_plural = _("guardian consents")
+        ordering = ["-given_at"]
+
+    def __str__(self):
+        return f"{self.youth_id} · {self.get_method_display()} · {self.given_at:%Y-%m-%d}"
+
+
+class AccessLog(models.Model):
+    """A staff member opened a youth's personal data: who, when, which case, why.
+
+    Written by ``casework.services.privacy.record_personal_data_access`` only;
+    supervisors read it, nobody edits it.
+    """
+
+    actor = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", verbose_name=_("who")
+    )
+    case = models.ForeignKey(
+        Case, on_delete=models.PROTECT, related_name="access_logs", verbose_name=_("case")
+    )
+    org = models.ForeignKey(
+        Organisation,
+        null=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("acting for"),
+    )
+    purpose = models.CharField(_("why"), max_length=60)
+    task = models.ForeignKey(
+        "workflows.CaseTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("task held"),
+    )
+    fields = models.JSONField(_("fields shown"), default=list, blank=True)
+    at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("personal data access")
+        verbose_name_plural = _("personal data accesses")
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["case", "-at"], name="accesslog_case_idx")]
+
+    def __str__(self):
+        return f"{self.actor_id} → {self.case_id} · {self.purpose}"
+
+
+class PrivacyRequest(models.Model):
+    """A youth's request to export or erase their data, and what came of it."""
+
+    class Kind(models.TextChoices):
+        EXPORT = "export", _("export")
+        ERASURE = "erasure", _("erasure")
+
+    class Status(models.TextChoices):
+        DONE = "done", _("done")
+        REFUSED = "refused", _("refused")
+
+    youth = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="privacy_requests", verbose_name=_("youth")
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    requested_by = models.ForeignKey(
+        User, null=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("requested by")
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("privacy request")
+        verbose_name_plural = _("privacy requests")
+        ordering = ["-at"]
+
+    def __str__(self):
+        return f"{self.youth_id} · {self.kind} · {self.status}"

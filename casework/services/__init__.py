@@ -6,6 +6,15 @@ Views, the API, admin actions, Celery tasks and commands only call them.
 from .cases import *  # noqa: F403
 from .cases import __all__ as _case_services
 from .coordination import case_refer, coordination_complete, coordination_waive
+from .privacy import (
+    ErasureResult,
+    erase_personal_data,
+    export_personal_data,
+    record_guardian_consent,
+    record_personal_data_access,
+    require_guardian_consent,
+    retention_sweep,
+)
 from .routing import (
     ESCALATION_REASONS,
     case_assign,
@@ -31,4 +40,12 @@ __all__ = [
     "coordination_complete",
     "coordination_waive",
     "sla_sweep",
+    # personal data (privacy.py)
+    "ErasureResult",
+    "erase_personal_data",
+    "export_personal_data",
+    "record_guardian_consent",
+    "record_personal_data_access",
+    "require_guardian_consent",
+    "retention_sweep",
 ]

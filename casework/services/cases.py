@@ -61,6 +61,9 @@ def case_submit(
         raise ValidationFailed(field_errors=errors)
     if youth is None or not youth.is_authenticated:
         raise NotPermitted(_("Sign in to ask for help."))
+    from .privacy import require_guardian_consent
+
+    require_guardian_consent(youth)  # under 14: a guardian's recorded consent first
 
     with transaction.atomic():
         try:

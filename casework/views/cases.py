@@ -13,6 +13,7 @@ from .. import selectors
 from ..events import EventKind
 from ..models import Case
 from ..permissions import may_view_case
+from ..services.privacy import record_personal_data_access
 from ..states import CaseState
 
 CASES_PER_PAGE = 50
@@ -59,6 +60,8 @@ def case_detail(request, reference: str):
     # 404 rather than 403: a stranger learns nothing, not even that the reference exists.
     if case is None or not may_view_case(case, request.user):
         raise Http404(_("No such case."))
+    # The page shows the youth's own words: log who looked and why (not the youth).
+    record_personal_data_access(actor=request.user, case=case)
     events = [
         {
             "seq": event.seq,

@@ -138,3 +138,4 @@ LOGGING = {
 from .casework import *  # noqa: E402,F403
 from .celery import *  # noqa: E402,F403
 from .notifications import *  # noqa: E402,F403
+from .privacy import *  # noqa: E402,F403

@@ -1,0 +1,478 @@
+"""Personal data of the youth: guardian consent, access logging, export, erasure, retention.
+
+- A youth under ``PRIVACY_GUARDIAN_CONSENT_UNDER`` (14) needs a recorded guardian
+  consent before a case can be submitted; ``case_submit`` checks it here.
+- Every time a staff member opens a youth's personal data a row goes to
+  ``AccessLog`` (who, when, which case, why: the task they hold or their role).
+- Erasure replaces the personal free text of a youth's cases and their profile
+  with a fixed marker. Timeline events are never touched: their payloads hold
+  ids only, so the hash chain stays valid, and case counts, states and rating
+  stars (what statistics and scores read) are unchanged.
+- Retention: the beat job erases the case free text of cases closed longer ago
+  than ``PRIVACY_RETENTION``, in batches.
+
+No function here logs a personal value: log lines carry ids and counts only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .. import permissions
+from ..errors import InvalidTransition, NotPermitted, ValidationFailed
+from ..models import (
+    AccessLog,
+    Case,
+    CaseMessage,
+    CoordinationTask,
+    GuardianConsent,
+    PrivacyRequest,
+    Rating,
+    User,
+    Verification,
+)
+from ..states import OPEN_STATES, TERMINAL_STATES
+
+logger = logging.getLogger(__name__)
+
+# What erased text reads as; one fixed value, so nothing about the original survives.
+ERASED = "[erased]"
+
+# The personal fields a page may show, by who looks (docs/privacy.md has the table).
+YOUTH_CONTACT_FIELDS = ("display_name", "phone", "email", "birth_date")
+CASE_TEXT_FIELDS = ("title", "description", "messages", "verifications", "rating_comment")
+PARTNER_FIELDS = ("instructions",)
+
+
+# --- age and guardian consent --------------------------------------------------
+
+
+def age_on(birth_date: date, today: date) -> int:
+    return (
+        today.year
+        - birth_date.year
+        - ((today.month, today.day) < (birth_date.month, birth_date.day))
+    )
+
+
+def age_of(user: User, today: date | None = None) -> int | None:
+    if user is None or user.birth_date is None:
+        return None
+    return age_on(user.birth_date, today or timezone.localdate())
+
+
+def is_minor(user: User, today: date | None = None) -> bool | None:
+    """Derived from the birth date; None when the youth gave none."""
+    age = age_of(user, today)
+    return None if age is None else age < settings.PRIVACY_MINOR_AGE
+
+
+def needs_guardian_consent(user: User, today: date | None = None) -> bool:
+    age = age_of(user, today)
+    return age is not None and age < settings.PRIVACY_GUARDIAN_CONSENT_UNDER
+
+
+def active_guardian_consent(user: User) -> GuardianConsent | None:
+    return (
+        GuardianConsent.objects.filter(youth=user, revoked_at__isnull=True)
+        .order_by("-given_at")
+        .first()
+    )
+
+
+def require_guardian_consent(youth: User) -> None:
+    """Refuse a submission by a youth under the consent age with no guardian consent."""
+    if needs_guardian_consent(youth) and active_guardian_consent(youth) is None:
+        raise NotPermitted(
+            _(
+                "Young people under %(age)d need a parent's or guardian's consent before "
+                "asking for help. Record the consent first."
+            )
+            % {"age": settings.PRIVACY_GUARDIAN_CONSENT_UNDER}
+        )
+
+
+def record_guardian_consent(
+    *,
+    youth: User,
+    guardian_name: str,
+    relationship: str,
+    method: str,
+    actor: User | None,
+    given_at: datetime | None = None,
+) -> GuardianConsent:
+    """Record who consented for the youth, how and when (the youth, or staff for them)."""
+    errors: dict[str, list[str]] = {}
+    if not (guardian_name or "").strip():
+        errors["guardian_name"] = [str(_("Who gave the consent?"))]
+    if not (relationship or "").strip():
+        errors["relationship"] = [str(_("Say how the guardian is related to the youth."))]
+    if method not in GuardianConsent.Method.values:
+        errors["method"] = [str(_("Choose how the consent was given."))]
+    if errors:
+        raise ValidationFailed(field_errors=errors)
+    if actor is not None and actor.pk != youth.pk and not permissions.roles_of(actor):
+        raise NotPermitted()
+    consent = GuardianConsent.objects.create(
+        youth=youth,
+        guardian_name=guardian_name.strip(),
+        relationship=relationship.strip()[:30],
+        method=method,
+        given_at=given_at or timezone.now(),
+        recorded_by=actor,
+    )
+    logger.info("guardian consent %s recorded for user %s", consent.pk, youth.pk)
+    return consent
+
+
+def revoke_guardian_consent(*, consent: GuardianConsent, actor: User | None) -> GuardianConsent:
+    """End a consent; cases already submitted go on, new ones need a new consent."""
+    consent.revoked_at = timezone.now()
+    consent.save(update_fields=["revoked_at"])
+    return consent
+
+
+# --- access logging ----------------------------------------------------------------
+
+
+def _purpose_for(actor: User, case: Case):
+    """The task the actor holds on the case, or else the role that lets them look."""
+    from workflows.models import OPEN_TASK_STATUSES, CaseTask
+
+    roles = permissions.roles_of(actor)
+    org_ids = {r.org_id for r in roles if r.role != permissions.SUPERVISOR}
+    if org_ids:
+        task = (
+            CaseTask.objects.filter(case=case, org_id__in=org_ids, status__in=OPEN_TASK_STATUSES)
+            .order_by("-created")
+            .first()
+        )
+        if task is not None:
+            name = getattr(task.flow_task, "name", "") or "task"
+            return f"task:{name}", task, task.org_id
+    for role in roles:
+        if role.org_id in (case.org_id, case.station_id):
+            return role.role, None, role.org_id
+    for role in roles:
+        if role.role == permissions.SUPERVISOR and case.org.path.startswith(role.org_path):
+            return "supervision", None, role.org_id
+    if getattr(actor, "is_superuser", False):
+        return "administration", None, None
+    return "other", None, None
+
+
+def record_personal_data_access(
+    *,
+    actor: User,
+    case: Case,
+    purpose: str | None = None,
+    task=None,
+    fields: tuple[str, ...] = ("youth", "case_text"),
+) -> AccessLog | None:
+    """Write who opened this case's personal data, when and why; the youth's own look is not.
+
+    ``purpose`` defaults to the task the actor holds on the case (``task:<step>``),
+    else their role there (handler, verifier, partner, supervision, administration).
+    """
+    if actor is None or not actor.is_authenticated or actor.pk == case.youth_id:
+        return None
+    derived, held, org_id = _purpose_for(actor, case)
+    if task is not None:
+        held, org_id = task, task.org_id or org_id
+    return AccessLog.objects.create(
+        actor=actor,
+        case=case,
+        org_id=org_id,
+        purpose=(purpose or derived)[:60],
+        task=held,
+        fields=list(fields),
+    )
+
+
+def access_log_for(*, case: Case, actor: User) -> list[AccessLog]:
+    """The access log of one case, for the supervisors above it (and platform admins)."""
+    if not (permissions.supervises_path(actor, case.org.path) or actor.is_superuser):
+        raise NotPermitted()
+    return list(case.access_logs.select_related("actor", "org").order_by("-at")[:500])
+
+
+@dataclass(frozen=True)
+class PartnerView:
+    """What a partner body sees of a case: only what its task needs."""
+
+    reference: str
+    category: str
+    region_code: str
+    instructions: str
+    due_at: datetime | None
+    status: str
+
+
+def partner_view(task: CoordinationTask) -> PartnerView:
+    """A coordination task for its partner body: no name, contact or description."""
+    case = task.case
+    return PartnerView(
+        reference=case.reference,
+        category=str(case.category),
+        region_code=case.region_code,
+        instructions=task.instructions,
+        due_at=task.due_at,
+        status=task.status,
+    )
+
+
+# --- export ------------------------------------------------------------------------
+
+
+def _iso(value):
+    return value.isoformat() if value is not None else None
+
+
+def export_personal_data(*, youth: User, actor: User) -> dict:
+    """Everything the platform holds about the youth, as JSON-ready data (their own request)."""
+    if actor is None or actor.pk != youth.pk:
+        raise NotPermitted(_("Only the young person can export their own data."))
+    cases = list(
+        Case.objects.filter(youth=youth).select_related("category", "org").order_by("submitted_at")
+    )
+    messages = CaseMessage.objects.filter(case__in=cases, internal=False).order_by("created_at")
+    by_case: dict[int, list] = {}
+    for m in messages:
+        by_case.setdefault(m.case_id, []).append(
+            {"kind": m.kind, "body": m.body, "at": _iso(m.created_at)}
+        )
+    ratings = {r.case_id: r for r in Rating.objects.filter(case__in=cases)}
+    data = {
+        "exported_at": _iso(timezone.now()),
+        "profile": {
+            "username": youth.username,
+            "display_name": youth.display_name,
+            "email": youth.email,
+            "phone": youth.phone,
+            "birth_date": _iso(youth.birth_date),
+            "region_code": youth.region_code,
+            "date_joined": _iso(youth.date_joined),
+        },
+        "guardian_consents": [
+            {
+                "guardian": c.guardian_name,
+                "relationship": c.relationship,
+                "method": c.method,
+                "given_at": _iso(c.given_at),
+                "revoked_at": _iso(c.revoked_at),
+            }
+            for c in GuardianConsent.objects.filter(youth=youth).order_by("given_at")
+        ],
+        "cases": [
+            {
+                "reference": c.reference,
+                "category": c.category.code,
+                "region_code": c.region_code,
+                "state": c.state,
+                "title": c.title,
+                "description": c.description,
+                "submitted_at": _iso(c.submitted_at),
+                "closed_at": _iso(c.closed_at),
+                "handled_by": c.org.name,
+                "messages": by_case.get(c.pk, []),
+                "rating": (
+                    {
+                        "timeliness": ratings[c.pk].timeliness,
+                        "attitude": ratings[c.pk].attitude,
+                        "outcome": ratings[c.pk].outcome,
+                        "solved": ratings[c.pk].solved,
+                        "comment": ratings[c.pk].comment,
+                    }
+                    if c.pk in ratings
+                    else None
+                ),
+            }
+            for c in cases
+        ],
+    }
+    PrivacyRequest.objects.create(
+        youth=youth,
+        kind=PrivacyRequest.Kind.EXPORT,
+        status=PrivacyRequest.Status.DONE,
+        requested_by=actor,
+    )
+    logger.info("personal data exported for user %s (%d cases)", youth.pk, len(cases))
+    return data
+
+
+# --- erasure -------------------------------------------------------------------------
+
+
+@dataclass
+class ErasureResult:
+    cases: int = 0
+    users: int = 0
+    messages: int = 0
+    files: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "cases": self.cases,
+            "users": self.users,
+            "messages": self.messages,
+            "files": self.files,
+        }
+
+
+def _erase_cases(case_ids: list[int], now: datetime, result: ErasureResult) -> None:
+    """Replace the personal free text of these cases; events and numbers stay as they are."""
+    if not case_ids:
+        return
+    # Plain UPDATEs: no transition, no version bump, no timeline event, no save() hooks.
+    Case.objects.filter(pk__in=case_ids).update(
+        title=ERASED, description=ERASED, outcome_note="", personal_data_erased_at=now
+    )
+    result.messages += CaseMessage.objects.filter(case_id__in=case_ids).update(body=ERASED)
+    Verification.objects.filter(case_id__in=case_ids).update(findings=ERASED)
+    CoordinationTask.objects.filter(case_id__in=case_ids).update(instructions=ERASED)
+    CoordinationTask.objects.filter(case_id__in=case_ids).exclude(result="").update(result=ERASED)
+    Rating.objects.filter(case_id__in=case_ids).update(comment="")
+    result.files += _erase_files(case_ids)
+    result.cases += len(case_ids)
+
+
+def _erase_files(case_ids: list[int]) -> int:
+    """Delete uploaded evidence files of the cases (the rows keep type, size and hash)."""
+    try:
+        from ..models import Evidence
+    except ImportError:  # evidence uploads not installed
+        return 0
+    removed = 0
+    for evidence in Evidence.objects.filter(case_id__in=case_ids).exclude(file=""):
+        evidence.file.delete(save=False)
+        Evidence.objects.filter(pk=evidence.pk).update(file="")
+        removed += 1
+    return removed
+
+
+def _anonymise_user(user: User, now: datetime) -> None:
+    User.objects.filter(pk=user.pk).update(
+        username=f"erased-{user.pk}",
+        display_name="",
+        first_name="",
+        last_name="",
+        email="",
+        phone="",
+        birth_date=None,
+        password="!",  # unusable: nobody can sign in as an erased youth
+        is_active=False,
+        erased_at=now,
+    )
+    GuardianConsent.objects.filter(youth=user).update(guardian_name=ERASED)
+
+
+def erase_personal_data(*, youth: User, actor: User, reason: str = "") -> ErasureResult:
+    """Erase the youth's personal data at their request (or a platform admin's for them).
+
+    Refused, with the reason, while any of their cases is still open: the people
+    handling it need what the youth wrote. The refusal is recorded too.
+    """
+    if actor is None or not (actor.pk == youth.pk or actor.is_superuser):
+        raise NotPermitted(_("Only the young person, or a platform administrator, can ask."))
+    if youth.erased_at is not None:
+        raise InvalidTransition(_("This person's data has already been erased."))
+    with transaction.atomic():
+        youth = User.objects.select_for_update().get(pk=youth.pk)
+        open_refs = list(
+            Case.objects.filter(youth=youth, state__in=[s.value for s in OPEN_STATES])
+            .order_by("submitted_at")
+            .values_list("reference", flat=True)
+        )
+        if open_refs:
+            message = _(
+                "Your data cannot be erased while a request is still open (%(refs)s). "
+                "Withdraw it or wait until it is closed, then ask again."
+            ) % {"refs": ", ".join(open_refs)}
+            PrivacyRequest.objects.create(
+                youth=youth,
+                kind=PrivacyRequest.Kind.ERASURE,
+                status=PrivacyRequest.Status.REFUSED,
+                reason="open cases",
+                requested_by=actor,
+            )
+    if open_refs:
+        # Raised after the block so that the refusal is recorded as well.
+        raise InvalidTransition(message)
+    now = timezone.now()
+    result = ErasureResult()
+    with transaction.atomic():
+        youth = User.objects.select_for_update().get(pk=youth.pk)
+        case_ids = list(Case.objects.filter(youth=youth).values_list("pk", flat=True))
+        _erase_cases(case_ids, now, result)
+        _anonymise_user(youth, now)
+        result.users = 1
+        PrivacyRequest.objects.create(
+            youth=youth,
+            kind=PrivacyRequest.Kind.ERASURE,
+            status=PrivacyRequest.Status.DONE,
+            reason=(reason or "")[:200],
+            requested_by=actor,
+        )
+    logger.info("personal data erased for user %s: %s", youth.pk, result.as_dict())
+    return result
+
+
+def retention_sweep(
+    *,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+) -> ErasureResult:
+    """Erase the case free text of cases closed longer ago than the retention period.
+
+    In batches, one transaction each, oldest first; a case is done once
+    (``personal_data_erased_at``). Then anonymise youths whose every case is
+    erased and who have not signed in within the retention period.
+    """
+    now = now or timezone.now()
+    cutoff = now - settings.PRIVACY_RETENTION
+    size = batch_size or settings.PRIVACY_RETENTION_BATCH
+    limit = max_batches if max_batches is not None else settings.PRIVACY_RETENTION_MAX_BATCHES
+    result = ErasureResult()
+    batches = 0
+    while batches < limit:
+        with transaction.atomic():
+            ids = list(
+                Case.objects.select_for_update(skip_locked=True)
+                .filter(
+                    state__in=[s.value for s in TERMINAL_STATES],
+                    closed_at__lt=cutoff,
+                    personal_data_erased_at__isnull=True,
+                )
+                .order_by("closed_at", "pk")
+                .values_list("pk", flat=True)[:size]
+            )
+            _erase_cases(ids, now, result)
+        batches += 1
+        if len(ids) < size:
+            break
+    # Youths with nothing left to handle and no sign-in within the period.
+    idle = (
+        User.objects.filter(
+            erased_at__isnull=True, is_staff=False, memberships__isnull=True, cases__isnull=False
+        )
+        .exclude(cases__personal_data_erased_at__isnull=True)
+        .filter(Q(last_login__lt=cutoff) | Q(last_login__isnull=True, date_joined__lt=cutoff))
+        .distinct()[:size]
+    )
+    for user in idle:
+        with transaction.atomic():
+            _anonymise_user(user, now)
+        result.users += 1
+    if result.cases or result.users:
+        logger.info("privacy retention: %s", result.as_dict())
+    return result

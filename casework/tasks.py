@@ -1,0 +1,13 @@
+"""Celery beat tasks of the casework app: thin, idempotent, on the "sweeps" queue."""
+
+from celery import shared_task
+
+SWEEPS_QUEUE = "sweeps"
+
+
+@shared_task(name="casework.privacy_retention", queue=SWEEPS_QUEUE, ignore_result=True)
+def privacy_retention_task() -> dict:
+    """Erase the personal data of cases closed past the retention period (hourly from beat)."""
+    from casework.services import retention_sweep
+
+    return retention_sweep().as_dict()
