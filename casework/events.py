@@ -51,6 +51,8 @@ class EventKind(models.TextChoices):
     # deadline, and the critical alert when the top level misses one (nowhere to escalate).
     SLA_REMINDER = "sla_reminder", _("deadline reminder")
     SLA_BREACH = "sla_breach", _("deadline missed at the top level: critical alert")
+    # Staff attached a file (casework.services.evidence); the payload names it by id and hash.
+    EVIDENCE_ADDED = "evidence_added", _("evidence added")
 
 
 def _canonical_time(at: datetime) -> str:

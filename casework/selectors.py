@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Substr, TruncWeek
+from django.utils import timezone
 
 from . import permissions
 from .models import Case, CoordinationTask
+from .states import OPEN_STATES
 
 
 def cases_visible_to(user) -> QuerySet[Case]:
@@ -34,4 +40,298 @@ def cases_visible_to(user) -> QuerySet[Case]:
         Case.objects.filter(query)
         .select_related("org", "category", "assignee")
         .order_by("-submitted_at")
+    )
+
+
+# --- supervisor console: dashboard, audit, export (helper H2) ---------------------------
+#
+# Every read below is a fixed number of queries whatever the subtree's size:
+# aggregates are grouped in the database, never counted row by row in Python.
+
+
+def supervised_paths(user) -> list[str]:
+    """The paths of the organisations the user supervises (subtree roots), shortest first."""
+    paths = {r.org_path for r in permissions.roles_of(user) if r.role == permissions.SUPERVISOR}
+    # A root inside another supervised root adds nothing.
+    return sorted(p for p in paths if not any(p != q and p.startswith(q) for q in paths))
+
+
+def subtree_cases(root_path: str, *, category_id: int | None = None) -> QuerySet[Case]:
+    """Every case held in the subtree at ``root_path`` (optionally of one category)."""
+    cases = Case.objects.filter(org__path__startswith=root_path)
+    if category_id:
+        cases = cases.filter(category_id=category_id)
+    return cases
+
+
+def cases_in_view(root_path: str, *, since, category_id: int | None = None) -> QuerySet[Case]:
+    """The dashboard's cases: submitted in the period, or still open (however old)."""
+    return subtree_cases(root_path, category_id=category_id).filter(
+        Q(submitted_at__gte=since) | Q(state__in=[s.value for s in OPEN_STATES])
+    )
+
+
+def _sla_breach_events() -> Q:
+    # A missed deadline is an escalation by the sweep, or the critical alert at the top.
+    return Q(kind="sla_breach") | Q(kind="escalated", payload__reason="sla_breach")
+
+
+FINISHED_STATES = ("resolved", "feedback_given", "closed")
+
+
+@dataclass
+class BranchStats:
+    path: str
+    total: int
+    open: int
+    overdue: int
+    finished: int
+    on_time: int
+    reopened: int
+    org: object = None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.on_time / self.finished if self.finished else None
+
+    @property
+    def reopen_rate(self) -> float | None:
+        return self.reopened / self.finished if self.finished else None
+
+
+@dataclass
+class Dashboard:
+    open_by_state: list[tuple[str, int, int]]  # (state, open, overdue)
+    open_total: int
+    overdue_total: int
+    escalations_total: int
+    escalations_sla: int
+    branches: list[BranchStats]
+    weeks: list  # week start dates, oldest first
+    submitted_per_week: list[int]
+    closed_per_week: list[int]
+    escalations_per_week: list[int]
+    overdue_cases: list[Case] = field(default_factory=list)
+
+
+def _week_key(value) -> date:
+    if isinstance(value, datetime):
+        if timezone.is_aware(value):
+            value = timezone.localtime(value)
+        return value.date()
+    return value
+
+
+def week_starts(since: datetime, now: datetime) -> list[date]:
+    """The Mondays of the weeks from ``since`` to ``now`` in the current time zone (pure)."""
+    first = timezone.localtime(since).date()
+    first -= timedelta(days=first.weekday())
+    last = timezone.localtime(now).date()
+    weeks = []
+    while first <= last:
+        weeks.append(first)
+        first += timedelta(days=7)
+    return weeks
+
+
+def _per_week(rows, weeks: list[date]) -> list[int]:
+    counts = {_week_key(week): n for week, n in rows if week is not None}
+    return [counts.get(week, 0) for week in weeks]
+
+
+def dashboard(
+    root, *, since: datetime, now: datetime, category_id: int | None = None, overdue_limit=20
+) -> Dashboard:
+    """The supervisor dashboard of the subtree at ``root``: eight queries, whatever its size."""
+    from .models import CaseEvent, Organisation
+
+    open_values = [s.value for s in OPEN_STATES]
+    scope = subtree_cases(root.path, category_id=category_id)
+    by_state = {
+        row["state"]: (row["n"], row["overdue"])
+        for row in scope.filter(state__in=open_values)
+        .values("state")
+        .annotate(n=Count("pk"), overdue=Count("pk", filter=Q(stage_due_at__lt=now)))
+        .order_by()
+    }
+    open_by_state = [(s, *by_state.get(s, (0, 0))) for s in open_values]
+
+    events = CaseEvent.objects.filter(
+        kind="escalated", at__gte=since, org__path__startswith=root.path
+    )
+    if category_id:
+        events = events.filter(case__category_id=category_id)
+    escalation_rows = list(
+        events.annotate(week=TruncWeek("at"))
+        .values("week")
+        .annotate(n=Count("pk"), sla=Count("pk", filter=Q(payload__reason="sla_breach")))
+        .order_by("week")
+    )
+
+    # Per child organisation: group by the first step of the path below the root.
+    branch_len = len(root.path) + root.steplen
+    breached = Exists(CaseEvent.objects.filter(case_id=OuterRef("pk")).filter(_sla_breach_events()))
+    finished = Q(state__in=FINISHED_STATES)
+    branch_rows = (
+        cases_in_view(root.path, since=since, category_id=category_id)
+        .annotate(branch=Substr("org__path", 1, branch_len), breached=breached)
+        .values("branch")
+        .annotate(
+            total=Count("pk"),
+            open=Count("pk", filter=Q(state__in=open_values)),
+            overdue=Count("pk", filter=Q(state__in=open_values, stage_due_at__lt=now)),
+            finished=Count("pk", filter=finished),
+            on_time=Count("pk", filter=finished & Q(breached=False)),
+            reopened=Count("pk", filter=finished & Q(reopen_count__gt=0)),
+        )
+        .order_by("branch")
+    )
+    branches = [BranchStats(path=row.pop("branch"), **row) for row in branch_rows]
+    orgs = {
+        org.path: org
+        for org in Organisation.objects.filter(
+            Q(pk=root.pk) | Q(path__startswith=root.path, depth=root.depth + 1)
+        )
+    }
+    for branch in branches:
+        branch.org = orgs.get(branch.path)
+
+    weeks = week_starts(since, now)
+    submitted = (
+        scope.filter(submitted_at__gte=since)
+        .annotate(week=TruncWeek("submitted_at"))
+        .values_list("week")
+        .annotate(n=Count("pk"))
+        .order_by("week")
+    )
+    closed = (
+        scope.filter(closed_at__gte=since)
+        .annotate(week=TruncWeek("closed_at"))
+        .values_list("week")
+        .annotate(n=Count("pk"))
+        .order_by("week")
+    )
+    overdue_cases = list(
+        scope.filter(state__in=open_values, stage_due_at__lt=now)
+        .select_related("org", "category")
+        .order_by("stage_due_at")[:overdue_limit]
+    )
+    return Dashboard(
+        open_by_state=open_by_state,
+        open_total=sum(n for _, n, _ in open_by_state),
+        overdue_total=sum(o for _, _, o in open_by_state),
+        escalations_total=sum(r["n"] for r in escalation_rows),
+        escalations_sla=sum(r["sla"] for r in escalation_rows),
+        branches=branches,
+        weeks=weeks,
+        submitted_per_week=_per_week(submitted, weeks),
+        closed_per_week=_per_week(closed, weeks),
+        escalations_per_week=_per_week([(r["week"], r["n"]) for r in escalation_rows], weeks),
+        overdue_cases=overdue_cases,
+    )
+
+
+@dataclass
+class StageSpan:
+    state: str
+    started_at: datetime
+    ended_at: datetime | None  # None: the case is still in this stage
+    start_seq: int
+    breached: bool = False
+    breach_seqs: list[int] = field(default_factory=list)
+    overdue_now: bool = False
+
+    def duration(self, now: datetime) -> timedelta:
+        return (self.ended_at or now) - self.started_at
+
+
+@dataclass
+class Audit:
+    events: list
+    spans: list[StageSpan]
+    breach_seqs: set[int]
+    chain_break: object  # casework.events.ChainBreak or None
+
+
+def is_sla_breach(event) -> bool:
+    return event.kind == "sla_breach" or (
+        event.kind == "escalated" and (event.payload or {}).get("reason") == "sla_breach"
+    )
+
+
+def stage_spans(events, *, case_open: bool, stage_due_at, now: datetime) -> list[StageSpan]:
+    """The time spent in each state, from consecutive state-changing events (pure)."""
+    spans: list[StageSpan] = []
+    for event in events:
+        current = spans[-1] if spans else None
+        if event.to_state and (current is None or event.to_state != current.state):
+            if current is not None:
+                current.ended_at = event.at
+            spans.append(StageSpan(event.to_state, event.at, None, event.seq))
+        elif current is not None and is_sla_breach(event):
+            current.breached = True
+            current.breach_seqs.append(event.seq)
+    if spans:
+        last = spans[-1]
+        if not case_open:
+            last.ended_at = last.started_at  # a final state takes no time
+        elif stage_due_at is not None and stage_due_at < now:
+            last.overdue_now = last.breached = True
+    return spans
+
+
+def case_audit(case: Case, *, now: datetime) -> Audit:
+    """A case's whole timeline for the audit view, its stage times and its chain check.
+
+    One query: the events (with actor and organisation) are read once and both
+    shown and verified against the case's recorded chain head.
+    """
+    from .events import verify_timeline
+
+    events = list(case.events.select_related("actor", "org").order_by("seq"))
+    spans = stage_spans(events, case_open=case.is_open, stage_due_at=case.stage_due_at, now=now)
+    return Audit(
+        events=events,
+        spans=spans,
+        breach_seqs={e.seq for e in events if is_sla_breach(e)},
+        chain_break=verify_timeline(
+            events, case_id=case.pk, head_seq=case.last_event_seq, head_hash=case.last_event_hash
+        ),
+    )
+
+
+def export_case_rows(cases: QuerySet[Case]):
+    """Rows of the cases CSV: no title, description or anything about the youth."""
+    return (
+        cases.order_by("pk")
+        .values_list(
+            "reference",
+            "category__code",
+            "urgency",
+            "state",
+            "org_id",
+            "org__name",
+            "submitted_at",
+            "stage_due_at",
+            "closed_at",
+            "escalation_count",
+            "reopen_count",
+            "sla_breached",
+            "outcome",
+        )
+        .iterator(chunk_size=1000)
+    )
+
+
+def export_timeline_rows(cases: QuerySet[Case]):
+    """Rows of the timelines CSV: kind, time, actor id, states and organisation; no payloads."""
+    from .models import CaseEvent
+
+    return (
+        CaseEvent.objects.filter(case__in=cases.values("pk"))
+        .order_by("case_id", "seq")
+        .values_list(
+            "case__reference", "seq", "kind", "at", "actor_id", "from_state", "to_state", "org_id"
+        )
+        .iterator(chunk_size=2000)
     )

@@ -58,6 +58,18 @@ def inbox_for(user, *, limit: int = 50) -> list[CaseTask]:
     )
 
 
+def inbox_queryset(user) -> QuerySet[CaseTask]:
+    """``inbox_for`` as a queryset, for pages that filter and paginate it (same order)."""
+    scope = _scope(user)
+    if scope is None:
+        return CaseTask.objects.none()
+    return (
+        _tasks()
+        .filter(scope, status__in=OPEN_TASK_STATUSES)
+        .order_by(F("case__stage_due_at").asc(nulls_last=True), "created", "pk")
+    )
+
+
 def task_for(user, task_id: int) -> CaseTask | None:
     """One task (open or finished) if it is in the user's scope, with its case loaded."""
     scope = _scope(user)

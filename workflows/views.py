@@ -1,167 +1,118 @@
-"""The inbox and the pages of the human steps.
+"""The workbench inbox and the pages of the human steps.
 
+The inbox lists the open steps of the member's organisations with SLA
+countdown badges, filters (stage, category, overdue, reference) and pages.
 Each step's page offers a few actions; each action is a small form whose
 fields are the keyword arguments of exactly one casework service, and
 submitting it calls that service and nothing else. The service moves the
 case, and the case moves the flow (``workflows.engine.sync_case_tasks``).
+The full case page with every action open to the person is
+``casework.views.staff.case_page``.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 
-from casework import services
-from casework.errors import CaseworkError, NotFound, NotPermitted
-from casework.models import Case, Organisation
+from casework import permissions
+from casework.forms_staff import ActionForm
+from casework.models import Case, Category
+from casework.states import CaseState
+from casework.views.staff import (
+    ACCEPT,
+    GIVE_FEEDBACK,
+    RECORD,
+    REFER,
+    REJECT,
+    REQUEST_INFO,
+    RESOLVE,
+    SCHEDULE,
+    Action,
+    call_service,
+    refreshed_form,
+    sla_badge,
+)
 
 from . import selectors
 
-# --- forms: fields named after the service's keyword arguments ---------------
+TASKS_PER_PAGE = 25
+# The states whose step waits in a staff inbox (the flow's human nodes).
+INBOX_STATES = [
+    CaseState.SUBMITTED,
+    CaseState.ACCEPTED,
+    CaseState.VERIFYING,
+    CaseState.COORDINATING,
+    CaseState.RESOLVED,
+]
 
 
-class ActionForm(forms.Form):
-    """Carries the case version the page showed, so a stale page cannot overwrite news."""
+class InboxFilter(forms.Form):
+    """The inbox's filters; a value it does not know filters nothing rather than failing."""
 
-    version = forms.IntegerField(widget=forms.HiddenInput)
-
-    def __init__(self, *args, case: Case, **kwargs):
-        self.case = case
-        kwargs.setdefault("initial", {}).setdefault("version", case.version)
-        super().__init__(*args, **kwargs)
-
-    def service_kwargs(self) -> dict:
-        data = dict(self.cleaned_data)
-        data["expected_version"] = data.pop("version")
-        return data
-
-
-class AcceptForm(ActionForm):
-    pass
-
-
-class RejectForm(ActionForm):
-    reason = forms.ChoiceField(
-        label=_("Reason"),
-        choices=[
-            (value, label)
-            for value, label in Case.RejectReason.choices
-            if value != Case.RejectReason.NOT_CONFIRMED
-        ],
-    )
-    note = forms.CharField(
-        label=_("Note to the youth"), required=False, widget=forms.Textarea(attrs={"rows": 3})
-    )
-
-
-class ScheduleVerificationForm(ActionForm):
-    station = forms.ModelChoiceField(
-        label=_("Service station"),
-        queryset=Organisation.objects.none(),
+    stage = forms.ChoiceField(
+        label=_("Stage"),
         required=False,
-        empty_label=_("Our own verifiers"),
+        choices=[("", _("any"))] + [(s.value, s.label) for s in INBOX_STATES],
     )
+    category = forms.ChoiceField(label=_("Category"), required=False)
+    overdue = forms.BooleanField(label=_("Overdue only"), required=False)
+    q = forms.CharField(label=_("Reference"), required=False, max_length=16)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, categories, **kwargs):
         super().__init__(*args, **kwargs)
-        # The stations the service accepts: active ones near the holding organisation.
-        org = self.case.org
-        self.fields["station"].queryset = Organisation.objects.filter(
-            kind=Organisation.Kind.STATION,
-            is_active=True,
-            path__startswith=org.parent_path() or org.path,
-        ).order_by("name")
+        self.fields["category"].choices = [("", _("any"))] + [(c.code, c.name) for c in categories]
 
-
-class RecordVerificationForm(ActionForm):
-    confirmed = forms.TypedChoiceField(
-        label=_("Finding"),
-        choices=[("yes", _("facts confirmed")), ("no", _("facts not confirmed: reject"))],
-        coerce=lambda value: value == "yes",
-        widget=forms.RadioSelect,
-    )
-    findings = forms.CharField(label=_("Findings"), widget=forms.Textarea(attrs={"rows": 4}))
-
-
-class RequestInfoForm(ActionForm):
-    question = forms.CharField(
-        label=_("Question to the youth"), widget=forms.Textarea(attrs={"rows": 3})
-    )
-
-
-class ReferForm(ActionForm):
-    partner = forms.ModelChoiceField(label=_("Partner body"), queryset=Organisation.objects.none())
-    instructions = forms.CharField(
-        label=_("Instructions"), widget=forms.Textarea(attrs={"rows": 3})
-    )
-    due_at = forms.DateTimeField(label=_("Due"), required=False)
-    required = forms.BooleanField(label=_("Required before resolving"), required=False)
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("initial", {}).setdefault("required", True)
-        super().__init__(*args, **kwargs)
-        self.fields["partner"].queryset = Organisation.objects.filter(
-            kind__in=[Organisation.Kind.PARTNER, Organisation.Kind.SOCIAL],
-            is_active=True,
-        ).order_by("path")
-
-
-class ResolveForm(ActionForm):
-    outcome = forms.ChoiceField(label=_("Outcome"), choices=Case.Outcome.choices)
-    note = forms.CharField(label=_("Reasons"), widget=forms.Textarea(attrs={"rows": 3}))
-
-
-class FeedbackForm(ActionForm):
-    message = forms.CharField(
-        label=_("Message to the youth"), widget=forms.Textarea(attrs={"rows": 4})
-    )
-
-
-# --- actions: one form, one service -------------------------------------------
-
-
-@dataclass(frozen=True)
-class Action:
-    name: str
-    label: str
-    form_class: type[ActionForm]
-    service: Callable  # the single casework service this action calls
-
-
-ACCEPT = Action("accept", _("Accept"), AcceptForm, services.case_accept)
-REJECT = Action("reject", _("Reject"), RejectForm, services.case_reject)
-SCHEDULE = Action(
-    "schedule", _("Send for verification"), ScheduleVerificationForm,
-    services.case_schedule_verification,
-)  # fmt: skip
-RECORD = Action(
-    "record", _("Record the verification"), RecordVerificationForm,
-    services.case_record_verification,
-)  # fmt: skip
-REQUEST_INFO = Action(
-    "request_info", _("Ask the youth"), RequestInfoForm, services.case_request_info
-)
-REFER = Action("refer", _("Refer to a partner"), ReferForm, services.case_refer)
-RESOLVE = Action("resolve", _("Record the outcome"), ResolveForm, services.case_resolve)
-GIVE_FEEDBACK = Action(
-    "give_feedback", _("Tell the youth"), FeedbackForm, services.case_give_feedback
-)
+    def apply(self, tasks, now):
+        if not self.is_valid():
+            return tasks
+        data = self.cleaned_data
+        if data["stage"]:
+            tasks = tasks.filter(case__state=data["stage"])
+        if data["category"]:
+            tasks = tasks.filter(case__category__code=data["category"])
+        if data["overdue"]:
+            tasks = tasks.filter(case__stage_due_at__lt=now)
+        if data["q"].strip():
+            tasks = tasks.filter(case__reference__icontains=data["q"].strip())
+        return tasks
 
 
 @login_required
 def inbox(request):
-    tasks = selectors.inbox_for(request.user)
-    return render(request, "workflows/inbox.html", {"tasks": tasks})
+    """The open steps waiting for the person's organisations, most urgent first.
+
+    A fixed number of queries at any page size: memberships, categories, the
+    page count and the page of tasks with their case, category and organisation.
+    """
+    now = timezone.now()
+    categories = list(Category.objects.order_by("ordering", "code"))
+    filters = InboxFilter(request.GET or None, categories=categories)
+    tasks = filters.apply(selectors.inbox_queryset(request.user), now)
+    page = Paginator(tasks, TASKS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [(task, sla_badge(task.case.stage_due_at, now)) for task in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
+    is_partner = any(r.role == permissions.PARTNER for r in permissions.roles_of(request.user))
+    return render(
+        request,
+        "workflows/inbox.html",
+        {
+            "rows": rows,
+            "page": page,
+            "filters": filters,
+            "query": query.urlencode(),
+            "is_partner": is_partner,
+        },
+    )
 
 
 @login_required
@@ -187,7 +138,10 @@ class TaskView(LoginRequiredMixin, View):
     def forms_for(self, posted: Action | None = None, data=None) -> dict[str, ActionForm]:
         return {
             action.name: action.form_class(
-                data if action is posted else None, case=self.case, prefix=action.name
+                data if action is posted else None,
+                case=self.case,
+                user=self.request.user,
+                prefix=action.name,
             )
             for action in self.actions
         }
@@ -218,18 +172,17 @@ class TaskView(LoginRequiredMixin, View):
             return self.render_page(forms_by_name, status=409)
         if not form.is_valid():
             return self.render_page(forms_by_name, status=400)
-        try:
-            action.service(case=self.case.pk, actor=request.user, **form.service_kwargs())
-        except NotPermitted:
-            raise PermissionDenied from None
-        except NotFound:
-            raise Http404 from None
-        except CaseworkError as error:
-            for field, errors in error.field_errors.items():
-                for message in errors:
-                    form.add_error(field if field in form.fields else None, message)
-            if not error.field_errors:
-                form.add_error(None, str(error.message))
+        error = call_service(form, action.service, actor=request.user, case=self.case.pk)
+        if error is not None:
+            self.case = Case.objects.select_related("org", "category").get(pk=self.case.pk)
+            forms_by_name[action.name] = refreshed_form(
+                action.form_class,
+                request,
+                error,
+                fresh_version=self.case.version,
+                case=self.case,
+                prefix=action.name,
+            )
             return self.render_page(forms_by_name, status=400)
         messages.success(request, _("Done: %(case)s.") % {"case": self.case.reference})
         return redirect("workflows:inbox")

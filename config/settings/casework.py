@@ -11,3 +11,6 @@ CASEWORK_REOPENS_BEFORE_ESCALATION = 1
 # Stage durations in hours until SLA policies say otherwise, and how urgency shortens them.
 SLA_DEFAULT_HOURS = {"accept": 24, "verify": 72, "resolve": 240, "feedback": 48}
 SLA_URGENCY_FACTOR = {"low": 1.5, "normal": 1, "high": 0.5, "urgent": 0.25}
+
+# Evidence uploads (casework.services.evidence): the largest file staff may attach.
+CASEWORK_EVIDENCE_MAX_BYTES = 10 * 1024 * 1024
