@@ -125,3 +125,41 @@ def appeal_available(case: Case) -> bool:
 def coordination_complete(case: Case) -> bool:
     """Every required coordination task is done or waived."""
     return not case.coordination_tasks.filter(required=True, status="open").exists()
+
+
+def dispute_available(case: Case) -> bool:
+    """A dispute reopens the case: while the rating window is open (feedback given), or
+    after the youth's own low or "not solved" rating closed it, within the rating window.
+
+    A case the rating window closed (auto-close) cannot be disputed any more.
+    """
+    if case.state == "feedback_given":
+        return True
+    from django.conf import settings
+
+    from .events import EventKind
+    from .models import CaseEvent, Rating
+    from .scores import is_low_rating
+
+    rating = Rating.objects.filter(case_id=case.pk).first()
+    if rating is None or timezone.now() - rating.created_at > settings.CASEWORK_RATING_WINDOW:
+        return False
+    if not is_low_rating(
+        timeliness=rating.timeliness,
+        attitude=rating.attitude,
+        outcome=rating.outcome,
+        solved=rating.solved,
+        low=settings.CASEWORK_LOW_RATING_AVERAGE,
+    ):
+        return False
+    # Closed by this rating, not by the window after a later reopen.
+    last = (
+        CaseEvent.objects.filter(
+            case_id=case.pk,
+            kind__in=[EventKind.RATED, EventKind.AUTO_CLOSED, EventKind.DISPUTED],
+        )
+        .order_by("-seq")
+        .values_list("kind", flat=True)
+        .first()
+    )
+    return last == EventKind.RATED

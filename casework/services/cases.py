@@ -15,9 +15,12 @@ from django.utils.translation import gettext_lazy as _
 from ..errors import NotPermitted, ValidationFailed
 from ..events import EventKind, append_event
 from ..locks import lock_case
-from ..models import Case, CaseMessage, Category, Organisation, Rating, User, Verification
+from ..models import Case, CaseMessage, Category, Organisation, User, Verification
+from ..states import CaseState
 from ._core import apply_transition, check_transition, finish_change
+from .ratings import refuse_unratable, save_rating, validate_rating
 from .routing import move_case
+from .scores import record_events, record_rating
 
 
 def _required_text(value: str | None, field: str, message=None) -> str:
@@ -101,7 +104,10 @@ def case_submit(
             payload={"category": category.code, "urgency": urgency, "region": region_code},
             at=now,
         )
-        append_event(case, kind=EventKind.ROUTED, actor=None, payload=decision.as_payload(), at=now)
+        routed = append_event(
+            case, kind=EventKind.ROUTED, actor=None, payload=decision.as_payload(), at=now
+        )
+        record_events([(case.category_id, routed)])
         case.save(update_fields=["last_event_seq", "last_event_hash", "stage_due_at"])
         start_case_flow(case)
         notify_event(case, submitted)
@@ -342,20 +348,19 @@ def case_rate(
     comment: str = "",
     expected_version: int | None = None,
 ) -> Case:
-    """The youth rates the handling ("接受青年评价"); the case closes."""
-    errors: dict[str, list[str]] = {}
-    stars = {
-        f: _stars(v, f, errors)
-        for f, v in (("timeliness", timeliness), ("attitude", attitude), ("outcome", outcome))
-    }
-    if solved not in Rating.Solved.values:
-        errors["solved"] = [str(_("Say whether the problem was solved."))]
-    if errors:
-        raise ValidationFailed(field_errors=errors)
+    """The youth rates the handling ("接受青年评价"); the case closes and the scores move.
+
+    A case rated again after a reopen replaces its earlier rating (docs/scores.md).
+    """
+    values = validate_rating(
+        timeliness=timeliness, attitude=attitude, outcome=outcome, solved=solved
+    )
     with transaction.atomic():
         case = lock_case(case, expected_version=expected_version)
+        refuse_unratable(case)
         check_transition(case, "rate", actor)
-        rating = Rating.objects.create(case=case, solved=solved, comment=comment.strip(), **stars)
+        rating, previous = save_rating(case, values=values, comment=(comment or "").strip())
+        stars = {f: values[f] for f in ("timeliness", "attitude", "outcome")}
         apply_transition(
             case,
             "rate",
@@ -363,25 +368,38 @@ def case_rate(
             kind=EventKind.RATED,
             payload={"rating": rating.pk, "solved": solved, **stars},
         )
+        record_rating(case, rating, previous=previous)
     return case
 
 
 def case_dispute(
     *, case: Case | int, actor: User, reason: str, expected_version: int | None = None
 ) -> Case:
-    """The youth disputes the outcome: the case reopens; a second reopen escalates it."""
+    """The youth disputes the outcome: the case reopens; a second reopen escalates it.
+
+    Possible while feedback is given, and after the youth's own low or "not solved"
+    rating closed the case, within the rating window (the rating stays counted until
+    a new one replaces it).
+    """
+    from workflows.engine import start_case_flow
+
     reason = _required_text(reason, "reason")
     with transaction.atomic():
         case = lock_case(case, expected_version=expected_version)
         check_transition(case, "dispute", actor)
+        reopening_closed = case.state == CaseState.CLOSED
         msg = _add_message(case, actor, CaseMessage.Kind.DISPUTE, reason)
-        apply_transition(
+        disputed = apply_transition(
             case,
             "dispute",
             actor=actor,
             kind=EventKind.DISPUTED,
             payload={"message": msg.pk, "reopen": case.reopen_count + 1},
         )
+        record_events([(case.category_id, disputed)])
+        if reopening_closed:
+            # The closing ended the case's flow: a new one starts at coordination.
+            start_case_flow(case)
         if case.reopen_count > settings.CASEWORK_REOPENS_BEFORE_ESCALATION:
             parent = case.org.parent_org()
             if parent is not None:

@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -139,3 +140,4 @@ from .casework import *  # noqa: E402,F403
 from .celery import *  # noqa: E402,F403
 from .notifications import *  # noqa: E402,F403
 from .privacy import *  # noqa: E402,F403
+from .security import *  # noqa: E402,F403
