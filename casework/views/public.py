@@ -1,13 +1,121 @@
-"""Pages of the public area (see casework/views/__init__.py)."""
+"""Pages of the public area, no sign-in: a case's progress by token, and statistics.
 
-from django.shortcuts import redirect
+The progress page shows only what ``casework.public.public_view`` returns: that
+function is the one redaction rule; this module adds no case data of its own.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.shortcuts import render
 from django.urls import path
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET
+
+from ..events import EventKind
+from ..models import Case, Category
+from ..public import public_queryset, public_view, region_names_for
+from ..public_stats import public_stats
+from ..states import CaseState
+from ..youth_timeline import ESCALATION_REASONS, STEPS
+
+TOKEN_MAX = 64
+
+STAGE_LABELS = {
+    "intake": _("Online intake"),
+    "verification": _("Offline verification"),
+    "coordination": _("Coordination"),
+    "paused": _("Waiting for the young person"),
+    "feedback": _("Feedback"),
+    "rating": _("Rating"),
+    "closed": _("Closed"),
+}
+LEVEL_LABELS = {
+    1: _("province"),
+    2: _("city"),
+    3: _("district or university"),
+    4: _("branch or service station"),
+}
 
 
-def stats(request):
-    return redirect("/")
+def _label(choices, value) -> str:
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return str(value or "")
+
+
+def _steps(stage: str, in_progress: bool) -> list[dict]:
+    keys = [key for key, _label in STEPS]
+    done_all = not in_progress
+    index = keys.index(stage) if stage in keys else (len(keys) if done_all else -1)
+    if stage == "paused":
+        index = keys.index("coordination")
+    return [
+        {"label": label, "done": i < index or done_all, "current": i == index and not done_all}
+        for i, (key, label) in enumerate(STEPS)
+    ]
+
+
+@require_GET
+@cache_control(private=True, no_store=True)
+def case_progress(request, token: str):
+    """A case's public progress page: redacted, never indexed, sends no referrer."""
+    if len(token) > TOKEN_MAX:
+        raise Http404(_("No such case."))
+    case = public_queryset().filter(public_token=token).first()
+    if case is None:
+        raise Http404(_("No such case."))
+    view = public_view(case, region_names=region_names_for([case]))
+    if view.get("hidden") or getattr(case, "hidden_from_public", False):
+        # Reported above the threshold and waiting for review: show nothing of it.
+        view = {"reference": view.get("reference"), "private": True, "hidden": True}
+    context = {"view": view}
+    if not view.get("private"):
+        context |= {
+            "steps": _steps(view["stage"], view["in_progress"]),
+            "stage_label": STAGE_LABELS.get(view["stage"], ""),
+            "state_label": _label(CaseState, view["state"]),
+            "level_label": LEVEL_LABELS.get(view["handling_level"], ""),
+            "category_label": _category_label(view["category"], view["category_name"]),
+            "outcome_label": _label(Case.Outcome, view["outcome"]) if view["outcome"] else "",
+            "timeline": [
+                {"on": e["on"], "label": _label(EventKind, e["kind"])} for e in view["timeline"]
+            ],
+            "escalations": [
+                {"on": e["on"], "reason": ESCALATION_REASONS.get(e["reason"], "")}
+                for e in view["escalations"]
+            ],
+        }
+    response = render(request, "casework/public/case.html", context)
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _category_label(code: str, name: str) -> str:
+    from django.utils.translation import get_language
+
+    if (get_language() or "").startswith("en"):
+        english = Category.objects.filter(code=code).values_list("name_en", flat=True).first()
+        return english or name
+    return name
+
+
+@require_GET
+def statistics(request):
+    """Platform-wide figures: cases by stage, category and city; on-time rate; ratings."""
+    stats = public_stats()
+    by_stage = [(STAGE_LABELS.get(stage, stage), n) for stage, n in stats.by_stage]
+    return render(
+        request,
+        "casework/public/stats.html",
+        {"stats": stats, "by_stage": by_stage, "top": max([n for _s, n in by_stage] or [1])},
+    )
 
 
 urlpatterns = [
-    path("stats/", stats, name="public_stats"),
+    path("p/<str:token>/", case_progress, name="public_case"),
+    path("stats/", statistics, name="public_stats"),
 ]
