@@ -22,8 +22,8 @@ class ActionForm(forms.Form):
     """Carries the case version the page showed, so a stale page cannot overwrite news."""
 
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
-    # Service field name -> form field name, where they differ.
-    field_map: dict[str, str] = {}
+    # The service's error key -> the form field that shows it, where they differ.
+    error_fields: dict[str, str] = {}
 
     def __init__(self, *args, case: Case, user: User | None = None, **kwargs):
         self.case = case
@@ -34,12 +34,11 @@ class ActionForm(forms.Form):
     def service_kwargs(self) -> dict:
         data = dict(self.cleaned_data)
         data["expected_version"] = data.pop("version")
-        reverse = {form_name: name for name, form_name in self.field_map.items()}
-        return {reverse.get(key, key): value for key, value in data.items()}
+        return data
 
     def form_field(self, service_field: str) -> str | None:
         """The form field that shows a service's error about ``service_field`` (None: the form)."""
-        name = self.field_map.get(service_field, service_field)
+        name = self.error_fields.get(service_field, service_field)
         return name if name in self.fields else None
 
 
@@ -168,7 +167,7 @@ class EscalateForm(ActionForm):
 class _ToOrgForm(ActionForm):
     to_org = forms.ModelChoiceField(label=_("To"), queryset=Organisation.objects.none())
     reason = _reason_field()
-    field_map = {"org": "to_org"}
+    error_fields = {"org": "to_org"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

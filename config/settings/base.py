@@ -140,4 +140,5 @@ from .casework import *  # noqa: E402,F403
 from .celery import *  # noqa: E402,F403
 from .notifications import *  # noqa: E402,F403
 from .privacy import *  # noqa: E402,F403
+from .scores import *  # noqa: E402,F403
 from .security import *  # noqa: E402,F403
