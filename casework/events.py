@@ -51,6 +51,12 @@ class EventKind(models.TextChoices):
     # deadline, and the critical alert when the top level misses one (nowhere to escalate).
     SLA_REMINDER = "sla_reminder", _("deadline reminder")
     SLA_BREACH = "sla_breach", _("deadline missed at the top level: critical alert")
+    # Ratings, complaints and reports (casework.services.ratings, docs/scores.md).
+    RATING_EDITED = "rating_edited", _("rating changed")
+    COMPLAINT = "complaint", _("complaint about the handling")
+    COMPLAINT_ANSWERED = "complaint_answered", _("complaint answered")
+    HIDDEN_PENDING_REVIEW = "hidden_pending_review", _("hidden from public pages pending review")
+    REVIEWED = "reviewed", _("reports reviewed")
     # Staff attached a file (casework.services.evidence); the payload names it by id and hash.
     EVIDENCE_ADDED = "evidence_added", _("evidence added")
 

@@ -241,6 +241,9 @@ class Case(FSMModelMixin, models.Model):
     title = EncryptedCharField(_("title"), max_length=120)
     description = EncryptedTextField(_("description"))
     is_public = models.BooleanField(_("public progress page"), default=True)
+    # Reports reached the threshold: off public pages until a supervisor's review
+    # (casework.services.ratings); a review that upholds them keeps it hidden.
+    hidden_from_public = models.BooleanField(_("hidden from public pages"), default=False)
 
     requested_org = models.ForeignKey(
         Organisation,
@@ -449,13 +452,16 @@ class Case(FSMModelMixin, models.Model):
 
     @transition(
         field=state,
-        source=CaseState.FEEDBACK_GIVEN,
+        source=[CaseState.FEEDBACK_GIVEN, CaseState.CLOSED],
         target=CaseState.COORDINATING,
+        conditions=[permissions.dispute_available],
         permission=permissions.is_case_youth,
     )
     def dispute(self):
+        # From closed: the youth's own low or "not solved" rating, within the window.
         self.reopen_count += 1
         self.outcome = ""
+        self.closed_at = None
 
     @transition(
         field=state,
@@ -773,3 +779,231 @@ class PrivacyRequest(models.Model):
 
     def __str__(self):
         return f"{self.youth_id} · {self.kind} · {self.status}"
+
+
+# --- ratings, scores, complaints and reports (helper G) ---
+
+
+class ScoreEpoch(models.Model):
+    """The moment the recency weights of every ``ScoreState`` are scaled to (one row).
+
+    Weights are ``2 ** ((t - epoch) / half_life)``; the nightly recompute moves the
+    epoch to the present so they stay near 1 (docs/scores.md).
+    """
+
+    epoch = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("score epoch")
+        verbose_name_plural = _("score epoch")
+
+    def __str__(self):
+        return self.epoch.isoformat()
+
+
+class ScoreState(models.Model):
+    """The running sums behind one subject's scores: an organisation, a staff member,
+    an organisation within one category, or the platform (``key`` names it).
+
+    Updated in O(1) on every rating, reopen and escalation; rebuilt by the full recompute.
+    """
+
+    key = models.CharField(max_length=48, unique=True)
+    org = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    weight = models.FloatField(default=0)
+    quality = models.FloatField(default=0)
+    solved = models.FloatField(default=0)
+    on_time = models.FloatField(default=0)
+    arrived = models.FloatField(default=0)
+    escalated_away = models.FloatField(default=0)
+    reopened = models.FloatField(default=0)
+
+    class Meta:
+        verbose_name = _("score state")
+        verbose_name_plural = _("score states")
+
+    def __str__(self):
+        return self.key
+
+
+class ScoreShare(models.Model):
+    """Who a rated case is attributed to: an organisation by the share of time it held the
+    case (and whether it missed a deadline), or a staff member who handled it (share 1).
+
+    Computed from the timeline when the case is rated.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="score_shares")
+    org = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    share = models.FloatField(default=1)
+    on_time = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = _("score share")
+        verbose_name_plural = _("score shares")
+        indexes = [models.Index(fields=["case"], name="scoreshare_case_idx")]
+
+    def __str__(self):
+        return f"{self.case_id} → {self.org_id or self.user_id} × {self.share:.2f}"
+
+
+class ScoreSnapshot(models.Model):
+    """A subject's scores on one day (written by the nightly recompute): the trends."""
+
+    day = models.DateField()
+    key = models.CharField(max_length=48)
+    org = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    evaluation = models.FloatField()
+    effectiveness = models.FloatField()
+    index = models.FloatField()
+    ratings = models.FloatField()
+
+    class Meta:
+        verbose_name = _("score snapshot")
+        verbose_name_plural = _("score snapshots")
+        constraints = [
+            models.UniqueConstraint(fields=["key", "day"], name="scoresnapshot_key_day_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.key} {self.day}"
+
+
+class Complaint(models.Model):
+    """A youth's complaint about how a case was handled ("吐槽"), for the supervisors of the
+    organisation that held the case, with its own deadline."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("open")
+        ANSWERED = "answered", _("answered")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="complaints")
+    author = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    org = models.ForeignKey(
+        Organisation,
+        on_delete=models.PROTECT,
+        related_name="complaints",
+        verbose_name=_("organisation complained about"),
+    )
+    body = models.TextField(_("complaint"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    due_at = models.DateTimeField(_("answer due"), db_index=True)
+    answer = models.TextField(_("answer"), blank=True)
+    answered_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("complaint")
+        verbose_name_plural = _("complaints")
+        ordering = ["due_at"]
+        indexes = [models.Index(fields=["org", "status"], name="complaint_org_status_idx")]
+
+    def __str__(self):
+        return f"{self.case} · {self.get_status_display()}"
+
+
+class Review(models.Model):
+    """A supervisor's decision on a case hidden after reports."""
+
+    class Decision(models.TextChoices):
+        RESTORE = "restore", _("reports unfounded: show it again")
+        KEEP_HIDDEN = "keep_hidden", _("reports upheld: keep it hidden")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=12, choices=Decision.choices)
+    note = models.TextField(_("note"), blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("review")
+        verbose_name_plural = _("reviews")
+
+    def __str__(self):
+        return f"{self.case} · {self.get_decision_display()}"
+
+
+class Report(models.Model):
+    """Someone says a case is fake or abusive, or whether its help information is true.
+
+    One per person and case: reports from distinct people are what "independent" means.
+    """
+
+    class Kind(models.TextChoices):
+        FAKE = "fake", _("fake case")
+        ABUSIVE = "abusive", _("abusive content")
+        UNTRUE = "untrue", _("the help information is not true")
+        TRUE = "true", _("the help information is true")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="reports")
+    reporter = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    review = models.ForeignKey(
+        Review, null=True, blank=True, on_delete=models.PROTECT, related_name="reports"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
+        constraints = [
+            models.UniqueConstraint(fields=["case", "reporter"], name="report_one_per_person")
+        ]
+
+    def __str__(self):
+        return f"{self.case} · {self.get_kind_display()}"
+
+
+# --- Open311 API keys (helper F) ---
+
+
+class Open311Key(models.Model):
+    """A key that lets another system POST service requests through Open311.
+
+    Only a SHA-256 of the key is stored (the key is long and random, so a plain
+    hash is enough); ``prefix`` finds the row without scanning. Cases posted with
+    a key belong to its ``account``, a user without a password.
+    """
+
+    name = models.CharField(_("name"), max_length=60, unique=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    account = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("Open311 API key")
+        verbose_name_plural = _("Open311 API keys")
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -11,3 +11,11 @@ def privacy_retention_task() -> dict:
     from casework.services import retention_sweep
 
     return retention_sweep().as_dict()
+
+
+@shared_task(name="casework.recompute_scores", queue=SWEEPS_QUEUE, ignore_result=True)
+def recompute_scores_task() -> int:
+    """Rebuild every score from the ratings and the timeline (nightly from beat)."""
+    from casework.services import recompute_scores
+
+    return recompute_scores()

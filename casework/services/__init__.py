@@ -15,6 +15,14 @@ from .privacy import (
     require_guardian_consent,
     retention_sweep,
 )
+from .ratings import (
+    complaint_answer,
+    complaint_submit,
+    dispute_offered,
+    rating_edit,
+    report_submit,
+    review_decide,
+)
 from .routing import (
     ESCALATION_REASONS,
     case_assign,
@@ -24,6 +32,7 @@ from .routing import (
     case_reassign,
     case_transfer,
 )
+from .scores import recompute_scores
 from .sweep import SweepResult, sla_sweep
 
 __all__ = [
@@ -40,6 +49,14 @@ __all__ = [
     "coordination_complete",
     "coordination_waive",
     "sla_sweep",
+    # ratings, complaints, reports (ratings.py) and scores (scores.py)
+    "complaint_answer",
+    "complaint_submit",
+    "dispute_offered",
+    "rating_edit",
+    "recompute_scores",
+    "report_submit",
+    "review_decide",
     # personal data (privacy.py)
     "ErasureResult",
     "erase_personal_data",

@@ -16,6 +16,10 @@ from ..models import Case, User
 CONDITION_MESSAGES = {
     "appeal": _("A rejection can be appealed once, within the appeal window."),
     "resolve": _("Every required coordination task must be done or waived first."),
+    "dispute": _(
+        "A closed case can be disputed only after your own low or “not solved” rating, "
+        "within the rating window."
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from ..events import EventKind
 from ..locks import lock_case
 from ..models import Case, CaseMessage, Membership, Organisation, User
 from ._core import finish_change
+from .scores import record_events
 
 ESCALATION_REASONS = ("sla_breach", "beyond_capacity", "manual", "reopened", "appeal")
 HOLDING_KINDS = (Organisation.Kind.LEAGUE, Organisation.Kind.STATION, Organisation.Kind.SOCIAL)
@@ -54,7 +55,10 @@ def move_case(
             case=case, author=actor, kind=CaseMessage.Kind.NOTE, body=note, internal=True
         )
         payload["message"] = msg.pk
-    return finish_change(case, kind=kind, actor=actor, from_state=case.state, payload=payload)
+    event = finish_change(case, kind=kind, actor=actor, from_state=case.state, payload=payload)
+    # Arrivals and escalations away feed the help-effectiveness index (docs/scores.md).
+    record_events([(case.category_id, event)])
+    return event
 
 
 def _open_case(case: Case) -> None:

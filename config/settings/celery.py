@@ -2,6 +2,8 @@
 
 import os
 
+from celery.schedules import crontab
+
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 # Embedded first run: no broker, tasks run in the calling process.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -23,5 +25,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 60.0,
         # A run that waited longer than its minute is dropped: the next one does its work.
         "options": {"queue": "sweeps", "expires": 55},
+    },
+    # Scores are kept current incrementally; the nightly full recompute re-bases their
+    # epoch, corrects any drift and writes the day's snapshot for the trends.
+    "recompute-scores": {
+        "task": "casework.recompute_scores",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"queue": "sweeps", "expires": 3600},
     },
 }
