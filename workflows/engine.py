@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models import BigIntegerField, F, OuterRef, Q, Subquery, When
+from django.db import connection
+from django.db.models import BigIntegerField, F, OuterRef, Q, QuerySet, Subquery, When
 from django.db.models import Case as Choose
 from django.db.models.functions import Coalesce
 
 from casework.models import Case
+from casework.pgarrays import array_literal
 
 from .flows import CaseFlow
 from .models import OPEN_TASK_STATUSES, CaseProcess, CaseTask
@@ -93,9 +95,35 @@ def move_open_tasks(case_ids) -> int:
     activation, no per-case query. ``case_ids`` is an iterable of ids or a
     queryset of ids. Returns how many tasks moved.
     """
+    if connection.vendor == "postgresql" and not isinstance(case_ids, QuerySet):
+        return _move_open_tasks_joined([int(pk) for pk in case_ids])
     holder = holder_expression()
     return (
         CaseTask.objects.filter(case_id__in=case_ids, status__in=OPEN_TASK_STATUSES)
         .filter(~Q(org_id=holder) | Q(org_id__isnull=True))
         .update(org_id=holder)
     )
+
+
+def _move_open_tasks_joined(case_ids: list[int]) -> int:
+    """``move_open_tasks`` as one UPDATE … FROM the case table (PostgreSQL).
+
+    The ORM form reads the holder with a correlated subquery per task row;
+    joining the case rows once is several times cheaper for a sweep batch.
+    """
+    if not case_ids:
+        return 0
+    verification = CaseTask._meta.get_field("flow_task").get_prep_value(CaseFlow.verification)
+    holder = "CASE WHEN t.flow_task = %s THEN COALESCE(c.station_id, c.org_id) ELSE c.org_id END"
+    sql = (
+        f'UPDATE "{CaseTask._meta.db_table}" AS t SET org_id = {holder} '
+        f'FROM "{Case._meta.db_table}" AS c '
+        "WHERE c.id = t.case_id AND t.case_id = ANY(%s::bigint[]) AND t.status = ANY(%s) "
+        f"AND t.org_id IS DISTINCT FROM {holder}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [verification, array_literal(case_ids), list(OPEN_TASK_STATUSES), verification],
+        )
+        return cursor.rowcount

@@ -10,7 +10,7 @@ matches, so two sweeps at once act on each case exactly once.
 Per batch the work is set-based: the new holders and deadlines are computed in
 Python, the timeline events are built with ``build_event`` (which moves each
 case's hash-chain head) and inserted with one ``bulk_create``, the cases are
-updated with one statement, the outbox rows come from ``notify_events_bulk``
+updated with one statement, the outbox rows come from ``write_outbox``
 and the open human tasks follow with one ``move_open_tasks`` UPDATE. No flow
 activation runs per case: that would cost tens of milliseconds a case.
 
@@ -32,10 +32,10 @@ from django.utils import timezone
 from ..errors import CaseworkError
 from ..events import EventKind, build_event
 from ..models import Case, Category, Organisation
+from ..pgarrays import array_literal
 from ..states import SLA_STAGE_STATES as STAGE_STATES
 from ..states import CaseState
 from .cases import case_auto_close
-from .scores import record_events
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def _save_cases(cases: list[Case], fields: list[str], now: datetime) -> None:
         'WHERE c."id" = v."id"'
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
+        cursor.execute(sql, [array_literal(values) for values in arrays])
 
 
 def _array_type(field) -> str:
@@ -226,7 +226,7 @@ def _insert_events(events: list) -> None:
         [e.hash for e in events],
     ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [array_literal(values) for values in params])
         ids = {(case_id, seq): pk for pk, case_id, seq in cursor.fetchall()}
     for event in events:
         event.pk = ids[(event.case_id, event.seq)]
@@ -235,11 +235,12 @@ def _insert_events(events: list) -> None:
 
 
 def _after_write(pairs: list, moved_case_ids: list[int]) -> None:
-    from notifications.services import notify_events_bulk
+    from notifications.services import write_outbox
     from workflows.engine import move_open_tasks
 
     if pairs:
-        notify_events_bulk(pairs)
+        # Outbox rows as plain tuples in one INSERT; one delivery message per batch.
+        write_outbox(pairs)
     if moved_case_ids:
         move_open_tasks(moved_case_ids)
 
@@ -293,8 +294,6 @@ def _breach_batch(now: datetime, size: int, deadlines: _Deadlines, result: Sweep
                 )
             )
         _insert_events(events)
-        # One score update for the batch: arrivals and escalations away (docs/scores.md).
-        record_events((case.category_id, event) for case, event in zip(cases, events, strict=True))
         _save_cases(
             cases,
             [
