@@ -44,6 +44,9 @@ SENTENCES = {
     "referred": _("{org} asked a partner body to help with part of the solution."),
     "referral_done": _("A partner body finished its part of the work."),
     "referral_waived": _("A planned step with a partner body is no longer needed."),
+    "rating_edited": _("You changed your rating."),
+    "complaint": _("You complained about how your request was handled."),
+    "complaint_answered": _("The supervisors answered your complaint."),
 }
 
 ESCALATION_REASONS = {

@@ -88,22 +88,34 @@ def _youth_case(request, reference: str) -> Case:
     return case
 
 
-def _complaint_service():
-    """Helper G's complaint service, once it exists (None until then)."""
+def _ratings_service():
+    """Helper G's ratings and complaints services (None while they are not there)."""
     try:
         from ..services import ratings
     except ImportError:
         return None
-    return getattr(ratings, "complaint_submit", None) or getattr(ratings, "case_complain", None)
+    return ratings
 
 
-def available_actions(case: Case) -> list[dict]:
+def _complaint_service():
+    return getattr(_ratings_service(), "complaint_submit", None)
+
+
+def _dispute_offered(case: Case, user) -> bool:
+    offered = getattr(_ratings_service(), "dispute_offered", None)
+    if offered is not None:
+        return bool(offered(case, user))
+    return case.state == CaseState.FEEDBACK_GIVEN
+
+
+def available_actions(case: Case, user) -> list[dict]:
     """The forms the youth may open for this case, in the order they matter."""
     actions = []
     if case.state == CaseState.AWAITING_YOUTH:
         actions.append({"slug": "answer", "label": _("Answer the question"), "primary": True})
     if case.state == CaseState.FEEDBACK_GIVEN:
         actions.append({"slug": "rate", "label": _("Rate the handling"), "primary": True})
+    if _dispute_offered(case, user):
         actions.append({"slug": "dispute", "label": _("The result is not right")})
     if case.state == CaseState.REJECTED and appeal_available(case):
         actions.append({"slug": "appeal", "label": _("Appeal the decision"), "primary": True})
@@ -261,10 +273,10 @@ def org_search(request):
 def case_page(request, reference: str):
     """One of the youth's cases in plain words: who holds it, stage, next step, deadline."""
     case = _youth_case(request, reference)
-    return render(request, "casework/youth/case.html", _case_context(case))
+    return render(request, "casework/youth/case.html", _case_context(case, request.user))
 
 
-def _case_context(case: Case) -> dict:
+def _case_context(case: Case, user) -> dict:
     events = list(case.events.only("seq", "kind", "at", "org_id", "payload"))
     names = {
         o.pk: org_name(o)
@@ -301,11 +313,19 @@ def _case_context(case: Case) -> dict:
             for m in msgs
         ],
         "question": question,
-        "actions": available_actions(case),
+        "actions": available_actions(case, user),
+        "complaints": _complaints(case),
         "rating": rating,
         "solved_label": solved_label(rating.solved) if rating else "",
         "public_url": reverse("casework:public_case", args=[case.public_token]),
     }
+
+
+def _complaints(case: Case) -> list:
+    complaints = getattr(case, "complaints", None)
+    if complaints is None:
+        return []
+    return list(complaints.only("body", "status", "answer", "created_at", "answered_at"))
 
 
 def _msg(message: CaseMessage) -> dict:
@@ -445,7 +465,7 @@ def case_action(request, reference: str, action: str):
             status = 400
     else:
         form = form_class(initial={"version": case.version})
-    context = _case_context(case) | {"form": form, "action": action, "title": title}
+    context = _case_context(case, request.user) | {"form": form, "action": action, "title": title}
     return render(request, "casework/youth/action.html", context, status=status)
 
 

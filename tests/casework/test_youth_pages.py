@@ -467,3 +467,23 @@ def test_internal_events_are_left_out_of_the_plain_timeline(tree):
     assert "comment" not in kinds_told
     assert len(lines) == len(kinds_told)
     assert any("江南西青年之家" in line.text for line in lines)
+
+
+# --- complaints ----------------------------------------------------------------------
+
+
+def test_complain_about_the_handling(client, tree):
+    case = case_in(tree, CaseState.COORDINATING)
+    login(client, tree.youth)
+    page = client.get(reverse("casework:youth_case", args=[case.reference]))
+    assert "complain" in [a["slug"] for a in page.context["actions"]]
+    empty = client.post(action_url(case, "complain"), {"version": case.version, "body": " "})
+    assert empty.status_code == 400
+    assert "body" in empty.context["form"].errors
+    response = client.post(
+        action_url(case, "complain"), {"version": case.version, "body": "一直没人联系我"}
+    )
+    assert response.status_code == 302
+    assert case.complaints.count() == 1
+    page = client.get(reverse("casework:youth_case", args=[case.reference])).content.decode()
+    assert "一直没人联系我" in page
