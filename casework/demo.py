@@ -912,6 +912,9 @@ def build_cases(log: Callable[[str], None] = print) -> list[Case]:
         case = story(actors)
         log(f"  story {story.__name__.removeprefix('story_')}: {case.reference} ({case.state})")
         cases.append(case)
+    # Story 1's privacy trail: the handler's look at her case, and her own data export.
+    services.record_personal_data_access(actor=actors["liu_laoshi"], case=cases[0])
+    services.export_personal_data(youth=actors["chen_xiaoyu"], actor=actors["chen_xiaoyu"])
     cases += build_generated_cases(actors, random.Random(RANDOM_SEED))
     return cases
 
