@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path
@@ -109,17 +110,24 @@ class DashboardFilter(forms.Form):
 
     def __init__(self, *args, roots: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        # The supervised organisations and their children: enough to drill down one level
-        # at a time without listing a whole province.
-        query = None
+        # Any organisation in the supervised subtrees may be chosen (the table's links
+        # drill down one level at a time) ...
+        subtree = Q()
         for root in roots:
-            depth = len(root) // Organisation.steplen
-            clause = Organisation.objects.filter(path=root) | Organisation.objects.filter(
-                path__startswith=root, depth=depth + 1
-            )
-            query = clause if query is None else query | clause
-        self.fields["org"].queryset = (query or Organisation.objects.none()).order_by("path")
+            subtree |= Q(path__startswith=root)
+        self.fields["org"].queryset = Organisation.objects.filter(subtree).order_by("path")
         self.fields["org"].empty_label = None
+        self.roots = roots
+
+    def limit_choices(self, current: Organisation) -> None:
+        """... but the menu lists only the supervised roots, the current one and its children."""
+        near = Q(path__in=self.roots) | Q(pk=current.pk)
+        near |= Q(path__startswith=current.path, depth=current.depth + 1)
+        self.fields["org"].widget.choices = [
+            (org.pk, str(org))
+            for org in Organisation.objects.filter(near).order_by("path").only("pk", "name")
+        ]
+        self.initial["org"] = current.pk
 
 
 @dataclass
@@ -153,6 +161,7 @@ def _scope(request) -> tuple[Scope, DashboardFilter]:
     root = data.get("org")
     if root is None or not permissions.supervises_path(request.user, root.path):
         root = Organisation.objects.get(path=roots[0])
+    form.limit_choices(root)
     weeks = data.get("weeks") or 12
     now = timezone.now()
     scope = Scope(
