@@ -36,7 +36,7 @@ class Command(BaseCommand):
             label = model._meta.label
             count = model._base_manager.count()
             with tqdm(
-                total=count, desc=label, unit="row", disable=no_progress or None, file=self.stderr
+                total=count, desc=label, unit="row", disable=no_progress, file=self.stderr
             ) as bar:
                 done = crypto.reencrypt_model(
                     model, fields, batch_size=batch_size, progress=bar.update
