@@ -98,16 +98,43 @@ def may_reject(case: Case, user: User | None) -> bool:
     return case.state == "verifying" and is_case_verifier(case, user)
 
 
+# How much of one case a person may see (the per-object twin of
+# casework.selectors.cases_visible_to: the two must agree, tests/casework/test_api_authz_matrix.py).
+ACCESS_STAFF = "staff"  # holding org's handlers/verifiers, the verifying station, supervisors above
+ACCESS_YOUTH = "youth"  # the youth who asked: everything but internal notes
+ACCESS_PARTNER = "partner"  # a partner body with a coordination task: reference, category, its task
+
+
+def case_access(case: Case, user: User | None, *, partner_case_ids=None) -> str | None:
+    """The view a person gets of ``case``, or None when they may not see it at all.
+
+    ``partner_case_ids``: the cases on which the person's partner bodies have a
+    task, when the caller already loaded them (lists), to save a query per case.
+    """
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    if user.is_superuser or supervises_path(user, case.org.path):
+        return ACCESS_STAFF
+    roles = roles_of(user)
+    if any(
+        r.org_id in (case.org_id, case.station_id) and r.role in (HANDLER, VERIFIER) for r in roles
+    ):
+        return ACCESS_STAFF
+    if is_case_youth(case, user):
+        return ACCESS_YOUTH
+    partner_orgs = [r.org_id for r in roles if r.role == PARTNER]
+    if not partner_orgs:
+        return None
+    if partner_case_ids is not None:
+        return ACCESS_PARTNER if case.pk in partner_case_ids else None
+    if case.coordination_tasks.filter(partner_id__in=partner_orgs).exists():
+        return ACCESS_PARTNER
+    return None
+
+
 def may_view_case(case: Case, user: User | None) -> bool:
-    """Reading a case: its youth, its organisation's members, supervisors above, its station."""
-    if user is None:
-        return False
-    if is_case_youth(case, user) or supervises_path(user, case.org.path):
-        return True
-    return any(
-        r.org_id in (case.org_id, case.station_id) and r.role in (HANDLER, VERIFIER)
-        for r in roles_of(user)
-    )
+    """Reading a case at all: whoever ``case_access`` gives a view (see there)."""
+    return case_access(case, user) is not None
 
 
 # --- FSM conditions: (case) -> bool -----------------------------------------

@@ -13,5 +13,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("tasks/", include("workflows.urls")),
     path("notifications/", include("notifications.urls")),
+    path("api/", include("casework.api.urls")),
+    path("open311/v2/", include("casework.open311.urls")),
     path("", include("casework.urls")),
 ]

@@ -432,14 +432,18 @@ def case_withdraw(
 
 
 def case_comment(*, case: Case | int, actor: User, body: str, internal: bool = True) -> Case:
-    """Add a note to the case (internal to staff by default)."""
-    from ..permissions import may_view_case
+    """Add a note to the case (internal to staff by default; a youth's note never is)."""
+    from .. import permissions
 
     body = _required_text(body, "body")
     with transaction.atomic():
         case = lock_case(case)
-        if not may_view_case(case, actor):
+        # Partners see only their task, so they do not write on the case itself.
+        access = permissions.case_access(case, actor)
+        if access not in (permissions.ACCESS_STAFF, permissions.ACCESS_YOUTH):
             raise NotPermitted()
+        if access == permissions.ACCESS_YOUTH:
+            internal = False
         msg = _add_message(case, actor, CaseMessage.Kind.NOTE, body, internal=internal)
         finish_change(
             case,

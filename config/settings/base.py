@@ -136,6 +136,7 @@ LOGGING = {
 }
 
 
+from .api import *  # noqa: E402,F403
 from .casework import *  # noqa: E402,F403
 from .celery import *  # noqa: E402,F403
 from .notifications import *  # noqa: E402,F403

@@ -1,0 +1,34 @@
+"""/api/: the REST API, its OpenAPI schema and documentation page."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from . import views
+
+app_name = "api"
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    path("auth/token/", views.TokenView.as_view(), name="token"),
+    path("me/", views.MeView.as_view(), name="me"),
+    path("categories/", views.CategoryList.as_view(), name="categories"),
+    path("organisations/", views.OrganisationList.as_view(), name="organisations"),
+    path("cases/", views.CaseList.as_view(), name="cases"),
+    path("cases/<str:reference>/", views.CaseDetail.as_view(), name="case"),
+    path("cases/<str:reference>/events/", views.CaseEvents.as_view(), name="case-events"),
+    path("cases/<str:reference>/messages/", views.CaseMessages.as_view(), name="case-messages"),
+    path("cases/<str:reference>/comment/", views.CaseComment.as_view(), name="case-comment"),
+    path("cases/<str:reference>/refer/", views.CaseRefer.as_view(), name="case-refer"),
+    *[
+        path(
+            f"cases/<str:reference>/{action.name}/",
+            views.action_view(action),
+            name=f"case-{action.name}",
+        )
+        for action in views.ACTIONS
+    ],
+    path("tasks/", views.TaskList.as_view(), name="tasks"),
+    path("tasks/<int:task_id>/complete/", views.TaskComplete.as_view(), name="task-complete"),
+    path("tasks/<int:task_id>/waive/", views.TaskWaive.as_view(), name="task-waive"),
+    path("public/cases/<str:token>/", views.PublicCase.as_view(), name="public-case"),
+]
