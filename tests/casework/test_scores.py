@@ -90,25 +90,29 @@ def test_a_better_rating_never_lowers_a_score(history, a, b, weight):
 
 
 @settings(max_examples=200, deadline=None)
-@given(ratings, ratings, st.lists(st.tuples(ratings, weights), min_size=1, max_size=20))
-def test_one_rating_moves_a_small_office_far_less_than_an_unshrunk_average(base, new, others):
-    """With 3 ratings an organisation moves at most 1/(C+4) of the way to the new rating,
-    and with 300 ratings about a hundred times less than with 3."""
-    # A platform of 1,000 ratings' weight, so its own mean barely moves.
-    scale = 1000 / sum(w for _, w in others)
+@given(ratings, st.lists(st.tuples(ratings, weights), min_size=1, max_size=20))
+def test_one_rating_moves_a_small_office_far_more_than_a_large_one(base, others):
+    """Shrinkage: the first rating moves an office at most 1/(C+1) of the way, the fourth
+    at most 1/(C+4), and the most one rating can move an office with 300 ratings is
+    a tenth of what it can move one with 3."""
+    # A platform of 10,000 ratings' weight, so its own mean barely moves.
+    scale = 10_000 / sum(w for _, w in others)
     background = [(r, w * scale) for r, w in others]
+    extremes = [(1, 1, 1, "not_solved"), (5, 5, 5, "solved")]
     moves = {}
     for n in (0, 3, 300):
-        org, platform = org_with([(base, 1.0)] * n, background)
-        before = f.scores(org, platform, decay=1.0, weights=W).evaluation
-        add_rating(org, platform, new)
-        after = f.scores(org, platform, decay=1.0, weights=W).evaluation
-        moves[n] = abs(after - before)
-    # Without shrinkage the first rating would move it the whole way (up to 100 points).
-    platform_drift = 100 / 1000
-    assert moves[0] <= 100 / (W.prior_strength + 1) + platform_drift
-    assert moves[3] <= 100 / (W.prior_strength + 4) + platform_drift
-    assert moves[300] <= moves[3] / 10 + platform_drift
+        largest = 0.0
+        for new in extremes:
+            org, platform = org_with([(base, 1.0)] * n, background)
+            before = f.scores(org, platform, decay=1.0, weights=W).evaluation
+            add_rating(org, platform, new)
+            after = f.scores(org, platform, decay=1.0, weights=W).evaluation
+            largest = max(largest, abs(after - before))
+        moves[n] = largest
+    drift = 100 / 10_000
+    assert moves[0] <= 100 / (W.prior_strength + 1) + drift
+    assert moves[3] <= 100 / (W.prior_strength + 4) + drift
+    assert moves[300] <= moves[3] / 10
 
 
 @settings(max_examples=200, deadline=None)
