@@ -47,13 +47,22 @@ def district_choices() -> list[tuple[str, list[tuple[str, str]]]]:
     return out
 
 
-class VersionedForm(forms.Form):
+class PlainLabels:
+    """Labels without Django's ":" suffix: several end in a question mark, and Chinese
+    punctuation differs anyway."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class VersionedForm(PlainLabels, forms.Form):
     """A form acting on a case: carries the case version the page showed."""
 
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0, max_value=2**31 - 1)
 
 
-class RegistrationForm(UserCreationForm):
+class RegistrationForm(PlainLabels, UserCreationForm):
     """Sign-up: a username, a password, a display name, a birth date and a region only."""
 
     display_name = forms.CharField(
@@ -86,7 +95,7 @@ class RegistrationForm(UserCreationForm):
         return born
 
 
-class CaseRequestForm(forms.Form):
+class CaseRequestForm(PlainLabels, forms.Form):
     """The request form ("找帮助"). The region is picked province → city → district."""
 
     category = forms.ModelChoiceField(
@@ -187,7 +196,7 @@ def named_org_queryset(*, category: str = "", query: str = ""):
     return orgs.distinct()
 
 
-class GuardianConsentForm(forms.Form):
+class GuardianConsentForm(PlainLabels, forms.Form):
     """A guardian's consent for a young person under 14 (recorded before the request)."""
 
     class Relation:

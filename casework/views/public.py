@@ -14,7 +14,7 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from ..events import EventKind
-from ..models import Case, Category
+from ..models import Case, Category, Region
 from ..public import public_queryset, public_view, region_names_for
 from ..public_stats import public_stats
 from ..states import CaseState
@@ -46,15 +46,19 @@ def _label(choices, value) -> str:
         return str(value or "")
 
 
+# The public page names the fifth step for everyone ("接受青年评价"), not "your rating".
+PUBLIC_STEPS = [(key, _("Youth rating") if key == "rating" else label) for key, label in STEPS]
+
+
 def _steps(stage: str, in_progress: bool) -> list[dict]:
-    keys = [key for key, _label in STEPS]
+    keys = [key for key, _label in PUBLIC_STEPS]
     done_all = not in_progress
     index = keys.index(stage) if stage in keys else (len(keys) if done_all else -1)
     if stage == "paused":
         index = keys.index("coordination")
     return [
         {"label": label, "done": i < index or done_all, "current": i == index and not done_all}
-        for i, (key, label) in enumerate(STEPS)
+        for i, (key, label) in enumerate(PUBLIC_STEPS)
     ]
 
 
@@ -75,8 +79,11 @@ def case_progress(request, token: str):
     if not view.get("private"):
         context |= {
             "steps": _steps(view["stage"], view["in_progress"]),
-            "stage_label": STAGE_LABELS.get(view["stage"], ""),
-            "state_label": _label(CaseState, view["state"]),
+            # "Closed" says less than how it closed (closed, rejected, withdrawn).
+            "stage_label": _label(CaseState, view["state"])
+            if view["stage"] == "closed"
+            else STAGE_LABELS.get(view["stage"], ""),
+            "region_label": _region_label(view["region_code"], view["region"]),
             "level_label": LEVEL_LABELS.get(view["handling_level"], ""),
             "category_label": _category_label(view["category"], view["category_name"]),
             "outcome_label": _label(Case.Outcome, view["outcome"]) if view["outcome"] else "",
@@ -92,6 +99,15 @@ def case_progress(request, token: str):
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _region_label(code: str, name: str) -> str:
+    from django.utils.translation import get_language
+
+    if code and (get_language() or "").startswith("en"):
+        english = Region.objects.filter(code=code).values_list("name_en", flat=True).first()
+        return english or name
+    return name
 
 
 def _category_label(code: str, name: str) -> str:
