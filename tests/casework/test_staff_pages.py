@@ -481,3 +481,36 @@ def test_sla_badge_says_in_words_what_the_colour_says():
     assert soon.level == "soon" and "2" in soon.text
     later = sla_badge(now + timedelta(days=3), now)
     assert later.level == "ok" and "3" in later.text
+
+
+@pytest.mark.parametrize(
+    "value", ["99999999999999999999", "-1", "", "\x00", "x" * 6000, "2026-13-45 99:99", "１２"]
+)
+def test_no_action_fails_on_odd_input(client, tree, value):
+    from casework.views.staff import ACTIONS
+
+    case = case_in(tree, CaseState.COORDINATING)
+    task = services.case_refer(
+        case=case, actor=tree.handler, partner=tree.partner, instructions="请协助"
+    )
+    case = Case.objects.get(pk=case.pk)
+    client.force_login(tree.city_supervisor)
+    for action in ACTIONS:
+        form = action.form_class(case=case, user=tree.city_supervisor)
+        data = {f"{action.name}-{name}": value for name in form.fields}
+        data[f"{action.name}-version"] = Case.objects.get(pk=case.pk).version
+        response = client.post(act(case, action.name), data)
+        assert response.status_code in (302, 400, 409), (action.name, response.status_code)
+    for name in ("complete", "waive"):
+        prefix = f"{name}-{task.pk}"
+        response = client.post(
+            reverse("casework:coordination_action", args=[task.pk, name]),
+            {f"{prefix}-version": value, f"{prefix}-result": value, f"{prefix}-reason": value},
+        )
+        assert response.status_code in (302, 400, 409)
+    huge = reverse("casework:coordination_action", args=[99999999999999999999, "complete"])
+    assert client.post(huge, {}).status_code == 404
+    assert (
+        client.get(reverse("casework:evidence_file", args=[99999999999999999999])).status_code
+        == 404
+    )

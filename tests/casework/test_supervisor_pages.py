@@ -128,6 +128,7 @@ def test_filters_never_fail_and_stay_inside_the_subtree(client, tree):
         {"org": "abc", "weeks": "1000", "category": "x"},
         {"weeks": "4", "category": tree.category("study").pk},
         {"org": 999999},
+        {"org": "99999999999999999999", "category": "99999999999999999999", "weeks": "-1"},
     ):
         response = client.get(reverse(DASHBOARD), params)
         assert response.status_code == 200, params
