@@ -8,12 +8,24 @@ broker in CELERY_BROKER_URL (Redis by default), with the console e-mail and
 SMS backends. Then it writes case events in transactions of ``--batch``
 events; each transaction writes its outbox rows through
 ``notifications.services.notify_events_bulk``, and after commit the rows are
-published and the worker delivers them. It waits until every row is sent.
+published and the worker delivers them. Two phases, both waiting until every
+row is sent:
 
-Printed (JSON lines on stdout; progress on stderr):
+1. throughput: ``--count`` notifications written as fast as the producer can
+   (more than the workers deliver), so the figure is the workers' maximum;
+   latencies here are mostly time in the queue and are reported as
+   ``saturated_p95_latency_ms``;
+2. latency: ``--latency-count`` notifications offered open-loop at
+   ``--rate`` per second (default: half the measured maximum), small
+   transactions on a fixed schedule that does not wait for delivery, so the
+   latency is the delivery path's own, not a queue's.
 
-- ``app_rate``: deliveries per second, from the first commit to the last delivery;
-- ``p95_latency_ms`` (and p50): from the commit of a row to its delivery;
+Printed (JSON lines on stdout; progress on stderr), in the ``notify`` line:
+
+- ``app_rate``: the maximum, deliveries per second from the first commit to
+  the last delivery of phase 1;
+- ``offered_rate``, ``delivered_rate`` and ``p95_latency_ms`` (and p50, p99):
+  phase 2, from the commit of a row to its delivery;
 - ``reference_rate``: the reference transition (reference/transition.sql,
   which writes one outbox row per transaction) run by pgbench on the same
   server in the same run, and ``ratio`` = app_rate / reference_rate;
@@ -176,38 +188,107 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def produce(cases, events: int, batch: int) -> dict[int, float]:
-    """Write ``events`` events (and their outbox rows) in transactions; row id -> commit time."""
+def _write(cases, first: int, size: int) -> list[int]:
+    """One transaction of ``size`` events and their outbox rows; the row ids."""
     from django.db import transaction
 
     from casework.events import build_event
     from casework.models import Case, CaseEvent
     from notifications.services import notify_events_bulk
 
+    with transaction.atomic():
+        pairs = []
+        touched = {}
+        for i in range(first, first + size):
+            case = cases[i % len(cases)]
+            pairs.append((case, build_event(case, kind="sla_reminder", payload={"n": i})))
+            touched[case.pk] = case
+        CaseEvent.objects.bulk_create([event for _case, event in pairs])
+        Case.objects.bulk_update(list(touched.values()), ["last_event_seq", "last_event_hash"])
+        rows = notify_events_bulk(pairs)
+    return [row.pk for row in rows]
+
+
+def produce(cases, events: int, batch: int, first: int = 0) -> dict[int, float]:
+    """Write ``events`` events as fast as possible, ``batch`` per transaction; id -> commit time."""
     committed: dict[int, float] = {}
     written = 0
     while written < events:
         size = min(batch, events - written)
-        with transaction.atomic():
-            pairs = []
-            touched = {}
-            for i in range(written, written + size):
-                case = cases[i % len(cases)]
-                pairs.append((case, build_event(case, kind="sla_reminder", payload={"n": i})))
-                touched[case.pk] = case
-            CaseEvent.objects.bulk_create([event for _case, event in pairs])
-            Case.objects.bulk_update(list(touched.values()), ["last_event_seq", "last_event_hash"])
-            rows = notify_events_bulk(pairs)
+        ids = _write(cases, first + written, size)
         at = time.time()
-        committed.update((row.pk, at) for row in rows)
+        committed.update((pk, at) for pk in ids)
         written += size
     return committed
 
 
+def produce_at_rate(
+    cases, events: int, batch: int, rate: float, per_event: int, first: int
+) -> dict[int, float]:
+    """Open loop: transaction k starts at start + k * batch * per_event / rate, whatever
+    the workers do (a late producer catches up without sleeping)."""
+    committed: dict[int, float] = {}
+    interval = batch * per_event / rate
+    start = time.time()
+    written = 0
+    k = 0
+    while written < events:
+        wait = start + k * interval - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        size = min(batch, events - written)
+        ids = _write(cases, first + written, size)
+        at = time.time()
+        committed.update((pk, at) for pk in ids)
+        written += size
+        k += 1
+    return committed
+
+
+def wait_delivered(ids, timeout: float) -> dict[int, float]:
+    """Wait until every row in ``ids`` is sent; id -> sent time (epoch seconds)."""
+    from notifications.models import Notification
+
+    ids = list(ids)
+    deadline = time.monotonic() + timeout
+    while True:
+        sent = Notification.objects.filter(pk__in=ids, status="sent").count()
+        if sent >= len(ids):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {sent} of {len(ids)} delivered in {timeout}s")
+        time.sleep(0.1)
+    return {
+        pk: at.timestamp()
+        for pk, at in Notification.objects.filter(pk__in=ids).values_list("pk", "sent_at")
+    }
+
+
+def latency_figures(committed: dict[int, float], sent_at: dict[int, float]) -> dict:
+    latencies = [(sent_at[pk] - at) * 1000 for pk, at in committed.items()]
+    first_commit = min(committed.values())
+    last_sent = max(sent_at.values())
+    return {
+        "rate": len(committed) / (last_sent - first_commit),
+        "p50": round(percentile(latencies, 0.50), 1),
+        "p95": round(percentile(latencies, 0.95), 1),
+        "p99": round(percentile(latencies, 0.99), 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench notify", description=__doc__)
-    parser.add_argument("--count", type=int, default=10000, help="notifications to deliver")
-    parser.add_argument("--batch", type=int, default=50, help="events per transaction")
+    parser.add_argument("--count", type=int, default=10000, help="notifications, phase 1")
+    parser.add_argument("--batch", type=int, default=50, help="events per transaction, phase 1")
+    parser.add_argument(
+        "--latency-count", type=int, default=None, help="notifications, phase 2 (default: count)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=None, help="offered notifications/s, phase 2 (default: max/2)"
+    )
+    parser.add_argument(
+        "--latency-batch", type=int, default=5, help="events per transaction, phase 2"
+    )
     parser.add_argument("--cases", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=2, help="worker pool processes")
     parser.add_argument("--reference-seconds", type=int, default=10)
@@ -219,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     queue = f"bench-notify-{uuid.uuid4().hex[:8]}"
     progress(f"database {db_url}, broker {broker}, queue {queue}")
     recreate_database(db_url)
+    # Personal fields are encrypted at rest; the worker runs with DEBUG off, where no
+    # development key applies, so this run uses a fresh key of its own (both processes).
+    if not os.environ.get("FIELD_ENCRYPTION_KEYS"):
+        from cryptography.fernet import Fernet
+
+        os.environ["FIELD_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
     os.environ.update(
         DATABASE_URL=db_url,
         CELERY_BROKER_URL=broker,
@@ -239,46 +326,46 @@ def main(argv: list[str] | None = None) -> int:
 
     per_event = 2  # the handler: in-app and e-mail
     events = -(-args.count // per_event)
+    latency_events = -(-(args.latency_count or args.count) // per_event)
 
     with tempfile.TemporaryDirectory() as tmp:
         worker = start_worker(db_url, broker, queue, args.concurrency, Path(tmp) / "worker.log")
         try:
-            progress(f"writing {events} events ({events * per_event} notifications)")
+            progress(f"phase 1: writing {events} events ({events * per_event} notifications)")
             started = time.time()
             committed = produce(cases, events, args.batch)
             produced = time.time()
-            total = len(committed)
             progress(f"written in {produced - started:.1f}s; waiting for delivery")
-            deadline = time.monotonic() + args.timeout
-            while True:
-                sent = Notification.objects.filter(status="sent").count()
-                if sent >= total:
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"only {sent} of {total} delivered in {args.timeout}s")
-                time.sleep(0.25)
+            saturated = latency_figures(committed, wait_delivered(committed, args.timeout))
+            offered = args.rate or round(saturated["rate"] / 2)
+            progress(f"phase 2: {latency_events * per_event} notifications offered at {offered}/s")
+            paced = produce_at_rate(
+                cases, latency_events, args.latency_batch, offered, per_event, first=events
+            )
+            measured = latency_figures(paced, wait_delivered(paced, args.timeout))
         finally:
             stop_worker(worker)
 
-    sent_at = dict(Notification.objects.values_list("pk", "sent_at"))
-    latencies = [(sent_at[pk].timestamp() - at) * 1000 for pk, at in committed.items()]
-    first_commit = min(committed.values())
-    last_sent = max(value.timestamp() for value in sent_at.values())
-    app_rate = total / (last_sent - first_commit)
-    dead = Notification.objects.exclude(status="sent").count()
+    not_sent = Notification.objects.exclude(status="sent").count()
     progress("running the reference transition for comparison")
     reference = reference_rate(db_url, args.reference_seconds)
     emit(
         bench="notify",
-        count=total,
-        app_rate=round(app_rate, 1),
-        p50_latency_ms=round(percentile(latencies, 0.50), 1),
-        p95_latency_ms=round(percentile(latencies, 0.95), 1),
-        produce_rate=round(total / (produced - started), 1),
-        not_sent=dead,
+        count=len(committed),
+        app_rate=round(saturated["rate"], 1),
+        saturated_p50_latency_ms=saturated["p50"],
+        saturated_p95_latency_ms=saturated["p95"],
+        produce_rate=round(len(committed) / (produced - started), 1),
+        latency_count=len(paced),
+        offered_rate=offered,
+        delivered_rate=round(measured["rate"], 1),
+        p50_latency_ms=measured["p50"],
+        p95_latency_ms=measured["p95"],
+        p99_latency_ms=measured["p99"],
+        not_sent=not_sent,
         worker_concurrency=args.concurrency,
         broker=broker.split("://")[0],
         reference_rate=reference,
-        ratio=round(app_rate / reference, 3) if reference else None,
+        ratio=round(saturated["rate"] / reference, 3) if reference else None,
     )
     return 0

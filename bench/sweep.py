@@ -63,6 +63,11 @@ def setup_django(url: str) -> None:
     os.environ.setdefault("CELERY_BROKER_URL", "memory://")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    # Personal fields are encrypted at rest: a fresh key for this run's own database.
+    if not os.environ.get("FIELD_ENCRYPTION_KEYS"):
+        from cryptography.fernet import Fernet
+
+        os.environ["FIELD_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
     import django
 
     django.setup()

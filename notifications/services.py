@@ -494,10 +494,24 @@ def _claim_external(ids: list[int], now: datetime) -> list[Notification]:
     return claimed
 
 
+# External sends are marked "sent" in groups of this many: one UPDATE per group instead of
+# one per message. A crash inside a group repeats at most that group's sends once the
+# lease ends, and the receivers drop the repeats by the key each message carries.
+MARK_SENT_EVERY = 100
+
+
+def _mark_sent(pks: list[int]) -> None:
+    if pks:
+        Notification.objects.filter(pk__in=pks, status=Status.SENDING).update(
+            status=Status.SENT, sent_at=timezone.now(), lease_until=None, last_error=""
+        )
+
+
 def _deliver_external(ids: list[int], now: datetime) -> int:
     rows = _claim_external(ids, now)
     tasks = _tasks_for(rows)
     sent = 0
+    done: list[int] = []
     for row in rows:
         try:
             message = _render(row, tasks)
@@ -507,25 +521,31 @@ def _deliver_external(ids: list[int], now: datetime) -> int:
                 log.debug("transient failure", exc_info=True)
             _fail(row, error, timezone.now())
             continue
-        Notification.objects.filter(pk=row.pk, status=Status.SENDING).update(
-            status=Status.SENT, sent_at=timezone.now(), lease_until=None, last_error=""
-        )
+        done.append(row.pk)
         sent += 1
+        if len(done) >= MARK_SENT_EVERY:
+            _mark_sent(done)
+            done = []
+    _mark_sent(done)
     return sent
 
 
 def deliver_many(ids) -> int:
-    """Deliver the given rows that are due; rows already done are left alone (idempotent)."""
-    ids = [int(i) for i in ids]
-    if not ids:
-        return 0
-    now = timezone.now()
-    channels = dict(Notification.objects.filter(pk__in=ids).values_list("pk", "channel"))
-    inapp = [pk for pk, channel in channels.items() if channel == Channel.INAPP]
-    external = [pk for pk, channel in channels.items() if channel != Channel.INAPP]
-    sent = _deliver_inapp(inapp, now) if inapp else 0
-    if external:
-        sent += _deliver_external(external, now)
+    """Deliver the given rows that are due; rows already done are left alone (idempotent).
+
+    A message may carry a whole sweep batch: the rows are delivered in chunks
+    of ``NOTIFICATIONS_DELIVERY_CHUNK``, each in-app chunk one transaction
+    (inbox items + "sent" marks), each external chunk one claim.
+    """
+    ids = sorted({int(i) for i in ids})
+    chunk = max(getattr(settings, "NOTIFICATIONS_DELIVERY_CHUNK", 500), 1)
+    sent = 0
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        now = timezone.now()
+        # Each side selects only its own channel's rows: no lookup of channels first.
+        sent += _deliver_inapp(part, now)
+        sent += _deliver_external(part, now)
     return sent
 
 

@@ -292,3 +292,27 @@ def test_run_background_once_delivers_what_the_web_process_left(tree, eager):
     call_command("run_background", "--once")
     # then they are delivered
     assert InboxItem.objects.count() == 2
+
+
+def test_a_sweep_sized_message_is_delivered_in_chunks_with_a_fixed_number_of_queries(
+    tree, settings, django_assert_max_num_queries
+):
+    # given 30 events whose rows go to the handler by e-mail and in-app (60 rows)
+    settings.NOTIFICATIONS_DELIVERY_CHUNK = 25
+    tree.handler.email = "liu@example.org"
+    tree.handler.save()
+    created = [submit(tree) for _ in range(30)]
+    Notification.objects.exclude(recipient=tree.handler).delete()
+    ids = list(Notification.objects.values_list("pk", flat=True))
+    assert len(ids) == 2 * len(created)
+
+    # when one message carries all of them: queries per chunk, not per row
+    # (3 chunks x (in-app: lock, insert, update; e-mail: lock, claim, mark) + savepoints);
+    # one "sent" UPDATE per e-mail would make it 60 and more
+    with django_assert_max_num_queries(32):
+        assert services.deliver_many(ids) == len(ids)
+
+    # then every row is sent once: one inbox item each, and a second run does nothing
+    assert set(Notification.objects.values_list("status", flat=True)) == {Status.SENT}
+    assert InboxItem.objects.filter(user=tree.handler).count() == len(created)
+    assert services.deliver_many(ids) == 0

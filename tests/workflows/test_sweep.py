@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -322,3 +323,45 @@ def test_two_concurrent_sweeps_escalate_each_case_exactly_once(tree):
         assert recipients == expected_recipients
         assert open_task(case).org_id == tree.city.pk
     assert expected_recipients  # one set of notifications per case, not none
+
+
+def test_each_batch_publishes_its_outbox_rows_as_one_delivery_message(
+    tree, django_capture_on_commit_callbacks
+):
+    # given seven overdue cases, swept in batches of three
+    cases = [submitted_on_monday(tree) for _ in range(7)]
+    Notification.objects.all().delete()
+
+    # when the sweep runs with the publishing after each commit observed
+    with (
+        mock.patch("notifications.tasks.deliver.apply_async") as publish,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        result = sweep(cst(2025, 10, 21, 10), batch_size=3)
+
+    # then one message per batch carries all of that batch's rows, and no row twice
+    assert result.escalated == len(cases)
+    published = [call.kwargs["args"][0] for call in publish.call_args_list]
+    assert len(published) == 3
+    ids = [pk for message in published for pk in message]
+    assert sorted(ids) == sorted(
+        Notification.objects.filter(kind="escalated").values_list("pk", flat=True)
+    )
+    # each escalated case: the youth, the new holder's handlers, the supervisors above
+    for case in cases:
+        [event] = events_of(case, EventKind.ESCALATED)
+        audiences = set(Notification.objects.filter(event=event).values_list("audience", flat=True))
+        assert audiences >= {"youth", "handler"}
+
+
+@pytest.mark.postgres
+def test_pg_bulk_writes_store_every_value_as_given(tree):
+    # given values that need quoting inside a PostgreSQL array literal
+    from casework.pgarrays import array_literal
+
+    texts = ['a "quoted" word', "back\\slash", "逗号, 和 {括号}", "", None, "NULL"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[], %s::bigint[]", [array_literal(texts), "{1,NULL,3}"])
+        got_texts, got_ints = cursor.fetchone()
+    assert got_texts == texts
+    assert got_ints == [1, None, 3]
