@@ -3,7 +3,9 @@
 Templates live in ``templates/notifications/messages/<language>/<event>.txt``
 (zh-hans and en); the first line is the subject, the rest the body. They see
 only the row's stored context (case reference, category, stage, organisation,
-deadline) and, for a partner body, its own task's instructions and deadline.
+deadline) and, for a partner body, its own task's deadline. The task's instructions
+may name the youth, so they are read on the task page (access-checked and
+logged), never sent out in a message.
 """
 
 from __future__ import annotations
@@ -117,9 +119,9 @@ def message_context(notification, language: str, task=None) -> dict:
         "reason": REASON_LABELS[language].get(ctx.get("reason", ""), ""),
     }
     if notification.audience == "partner":
-        # A partner body learns the reference, the category and its own task: nothing else.
+        # A partner body learns the reference, the category and its own task's deadline;
+        # the instructions stay on the platform (docs/privacy.md).
         facts = {k: facts[k] for k in ("audience", "ref", "category")}
-        facts["task_instructions"] = task.instructions if task else ""
         facts["task_due"] = (
             timezone.localtime(task.due_at).strftime("%Y-%m-%d %H:%M")
             if task is not None and task.due_at
