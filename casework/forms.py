@@ -154,7 +154,7 @@ class CaseRequestForm(PlainLabels, forms.Form):
         self.fields["district"].choices = [("", "—"), *region_choices(city, 3)]
         category = _code(data.get("category"))
         self.fields["requested_org"].queryset = named_org_queryset(
-            category=category, query=(data.get("org_q") or "")[:SEARCH_MAX]
+            category=category, query=search_text(data.get("org_q"))
         )
 
     @staticmethod
@@ -172,6 +172,11 @@ class CaseRequestForm(PlainLabels, forms.Form):
             self.add_error("city", _("Choose your city and district."))
         data["region_code"] = district or city
         return data
+
+
+def search_text(value) -> str:
+    """A search fragment safe for any database: bounded, without NUL characters."""
+    return str(value or "").replace("\x00", "")[:SEARCH_MAX]
 
 
 def _code(value) -> str:

@@ -6,6 +6,8 @@ function is the one redaction rule; this module adds no case data of its own.
 
 from __future__ import annotations
 
+import re
+
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import path
@@ -21,6 +23,8 @@ from ..states import CaseState
 from ..youth_timeline import ESCALATION_REASONS, STEPS
 
 TOKEN_MAX = 64
+# Tokens are secrets.token_urlsafe(); anything else (e.g. a NUL byte) cannot match one.
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 STAGE_LABELS = {
     "intake": _("Online intake"),
@@ -66,7 +70,7 @@ def _steps(stage: str, in_progress: bool) -> list[dict]:
 @cache_control(private=True, no_store=True)
 def case_progress(request, token: str):
     """A case's public progress page: redacted, never indexed, sends no referrer."""
-    if len(token) > TOKEN_MAX:
+    if len(token) > TOKEN_MAX or not TOKEN_RE.fullmatch(token):
         raise Http404(_("No such case."))
     case = public_queryset().filter(public_token=token).first()
     if case is None:

@@ -8,6 +8,8 @@ current version, never a 500. Someone else's case is a 404, as if it did not exi
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -36,6 +38,7 @@ from ..youth_timeline import (
 )
 
 CASES_PER_PAGE = 20
+REFERENCE_RE = re.compile(r"[A-Z0-9-]{1,16}")
 # Messages the youth sees on the case page (never internal notes).
 YOUTH_MESSAGE_KINDS = (
     CaseMessage.Kind.QUESTION,
@@ -76,7 +79,7 @@ def apply_errors(form, error: CaseworkError) -> None:
 
 def _youth_case(request, reference: str) -> Case:
     """The signed-in youth's own case, or 404 (someone else's case does not exist for them)."""
-    if len(reference) > 16:
+    if not REFERENCE_RE.fullmatch(reference):
         raise Http404(_("No such case."))
     case = (
         Case.objects.select_related("org", "category", "station", "rating")
@@ -261,7 +264,7 @@ def regions(request):
 def org_search(request):
     """Organisations a youth may name, filtered by category and a name fragment (JSON)."""
     category = youth_forms._code(request.GET.get("category"))
-    query = (request.GET.get("q") or "")[: youth_forms.SEARCH_MAX]
+    query = youth_forms.search_text(request.GET.get("q"))
     orgs = youth_forms.named_org_queryset(category=category, query=query)[:50]
     return JsonResponse({"orgs": [{"id": o.pk, "name": org_name(o)} for o in orgs]})
 

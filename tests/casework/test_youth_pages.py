@@ -487,3 +487,16 @@ def test_complain_about_the_handling(client, tree):
     assert case.complaints.count() == 1
     page = client.get(reverse("casework:youth_case", args=[case.reference])).content.decode()
     assert "一直没人联系我" in page
+
+
+def test_nul_characters_never_reach_the_database(client, tree):
+    case = submit(tree)
+    login(client, tree.youth)
+    assert client.get("/my/cases/YV-%00/").status_code == 404
+    assert client.get(reverse("casework:youth_org_search"), {"q": "海\x00珠"}).status_code == 200
+    response = client.post(
+        reverse("casework:youth_new"), request_data(tree, org_q="\x00", title="a\x00b")
+    )
+    assert response.status_code == 400
+    assert "title" in response.context["form"].errors
+    assert Case.objects.count() == 1 and case.pk
