@@ -22,6 +22,7 @@ from django.core.cache import cache
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.views.debug import SafeExceptionReporterFilter
 from django_otp import devices_for_user, match_token
 from django_otp import login as otp_login
 
@@ -160,3 +161,19 @@ class SecurityHeadersMiddleware:
         if getattr(request, "user", None) is not None and request.user.is_authenticated:
             response.headers.setdefault("Cache-Control", "no-store, private")
         return response
+
+
+class PersonalDataExceptionReporterFilter(SafeExceptionReporterFilter):
+    """Error reports (admin e-mails, logs) without form data or local variables.
+
+    Any POST may carry a youth's words, and any frame's locals may hold a decrypted
+    model, so both are replaced by the cleansed marker; the traceback lines stay.
+    """
+
+    def get_post_parameters(self, request):
+        if request is None:
+            return {}
+        return {key: self.cleansed_substitute for key in request.POST}
+
+    def get_traceback_frame_variables(self, request, tb_frame):
+        return [(name, self.cleansed_substitute) for name in tb_frame.f_locals]

@@ -77,6 +77,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURITY_PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=()"
+# Error reports carry no form data and no local variables (they could hold personal data).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "casework.security.PersonalDataExceptionReporterFilter"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
