@@ -90,6 +90,9 @@ def personal_data_opened(request, case: Case, *, what: str) -> None:
     Access-log hook: helper I (privacy) records the access here. Called once per
     page view, after the permission check and before anything is shown.
     """
+    from ..services.privacy import record_personal_data_access
+
+    record_personal_data_access(actor=request.user, case=case, fields=(what,))
 
 
 # --- the actions ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.core.exceptions import FieldError
 from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from casework import crypto, services
 from casework.errors import InvalidTransition, NotPermitted, ValidationFailed
@@ -165,7 +165,7 @@ def test_under_14_cannot_submit_without_a_recorded_guardian_consent(tree):
     # given a 12-year-old
     child = with_profile(tree.youth, birth_date=years_ago(12))
     # when she asks for help with no consent on record, then it is refused, saying why
-    with pytest.raises(NotPermitted, match="consent"):
+    with translation.override("en"), pytest.raises(NotPermitted, match="consent"):
         submit(tree, youth=child)
     assert not Case.objects.filter(youth=child).exists()
     # when her mother's consent is recorded (who, how, when)
@@ -223,6 +223,14 @@ def test_staff_opening_a_case_page_is_logged_with_the_task_they_hold(tree, clien
     assert (entry.actor, entry.case, entry.org) == (tree.handler, case, tree.haizhu)
     assert entry.purpose.startswith("task:") and entry.task is not None
     assert entry.task.case_id == case.pk
+
+
+def test_the_staff_case_page_logs_the_access_too(tree, client):
+    case = submit(tree)
+    client.force_login(tree.handler)
+    assert client.get(reverse("casework:staff_case", args=[case.reference])).status_code == 200
+    entry = AccessLog.objects.get()
+    assert (entry.actor, entry.case, entry.fields) == (tree.handler, case, ["case"])
 
 
 def test_the_youth_reading_her_own_case_is_not_an_access_event(tree, client):
@@ -287,7 +295,7 @@ def test_nobody_else_exports_her_data(tree):
 
 def test_erasure_is_refused_while_a_case_is_open_with_the_reason(tree):
     case = case_in(tree, CaseState.ACCEPTED, description=DESCRIPTION)
-    with pytest.raises(InvalidTransition) as caught:
+    with translation.override("en"), pytest.raises(InvalidTransition) as caught:
         services.erase_personal_data(youth=tree.youth, actor=tree.youth)
     assert case.reference in str(caught.value.message)
     assert "open" in str(caught.value.message)
