@@ -194,6 +194,16 @@ class CaseSerializer(serializers.ModelSerializer):
     assignee = PersonRefSerializer(read_only=True, allow_null=True)
     youth = PersonRefSerializer(read_only=True)
     tasks = serializers.SerializerMethodField()
+    # Blank until set: the schema's enums must include "".
+    outcome = serializers.ChoiceField(
+        choices=Case.Outcome.choices, allow_blank=True, read_only=True
+    )
+    reject_reason = serializers.ChoiceField(
+        choices=Case.RejectReason.choices, allow_blank=True, read_only=True
+    )
+    resume_state = serializers.ChoiceField(
+        choices=CaseState.choices, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = Case

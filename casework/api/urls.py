@@ -1,6 +1,6 @@
 """/api/: the REST API, its OpenAPI schema and documentation page."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import views
@@ -28,7 +28,9 @@ urlpatterns = [
         for action in views.ACTIONS
     ],
     path("tasks/", views.TaskList.as_view(), name="tasks"),
-    path("tasks/<int:task_id>/complete/", views.TaskComplete.as_view(), name="task-complete"),
-    path("tasks/<int:task_id>/waive/", views.TaskWaive.as_view(), name="task-waive"),
+    path("tasks/<str:task_id>/complete/", views.TaskComplete.as_view(), name="task-complete"),
+    path("tasks/<str:task_id>/waive/", views.TaskWaive.as_view(), name="task-waive"),
     path("public/cases/<str:token>/", views.PublicCase.as_view(), name="public-case"),
+    # Anything else under /api/: the API's own 404 body, never an HTML page.
+    re_path(r"^.*$", views.not_found, name="not-found"),
 ]

@@ -18,6 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.authtoken.models import Token
+from rest_framework.decorators import api_view, permission_classes, schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -419,8 +420,13 @@ class TaskList(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-def _visible_task(request, task_id: int) -> CoordinationTask:
-    task = selectors.tasks_visible_to(request.user).filter(pk=task_id).first()
+TASK_ID = OpenApiParameter("task_id", OpenApiTypes.INT, OpenApiParameter.PATH)
+
+
+def _visible_task(request, task_id: str) -> CoordinationTask:
+    task = None
+    if task_id.isdigit() and len(task_id) < 19:
+        task = selectors.tasks_visible_to(request.user).filter(pk=int(task_id)).first()
     if task is None:
         log_refusal(request, "not_found")
         raise CaseNotVisible(_("No such task."))
@@ -433,10 +439,10 @@ class TaskComplete(APIView):
     @extend_schema(
         request=serializers.TaskResultInput,
         responses={200: serializers.TaskSerializer},
-        parameters=[IF_MATCH],
+        parameters=[IF_MATCH, TASK_ID],
         tags=["coordination"],
     )
-    def post(self, request, task_id: int):
+    def post(self, request, task_id: str):
         task = _visible_task(request, task_id)
         data = serializers.TaskResultInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -454,10 +460,10 @@ class TaskWaive(APIView):
     @extend_schema(
         request=serializers.TaskWaiveInput,
         responses={200: serializers.TaskSerializer},
-        parameters=[IF_MATCH],
+        parameters=[IF_MATCH, TASK_ID],
         tags=["coordination"],
     )
-    def post(self, request, task_id: int):
+    def post(self, request, task_id: str):
         task = _visible_task(request, task_id)
         data = serializers.TaskWaiveInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -486,3 +492,11 @@ class PublicCase(APIView):
         if case is None:
             raise CaseNotVisible()
         return Response(public_view(case))
+
+
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE"])
+@permission_classes([AllowAny])
+@schema(None)
+def not_found(request):
+    """Unknown API paths: the one error body, 404."""
+    raise CaseNotVisible(_("No such API endpoint."))
