@@ -27,6 +27,27 @@ _under_tests = "pytest" in sys.modules or os.environ.get("DJANGO_SETTINGS_MODULE
 if not FIELD_ENCRYPTION_KEYS and (DEBUG or _under_tests):
     FIELD_ENCRYPTION_KEYS = [DEV_FIELD_ENCRYPTION_KEY]
 
+
+def _check_field_keys(keys: list[str]) -> None:
+    """Production refuses to start with no key, a malformed key or the public dev key."""
+    from cryptography.fernet import Fernet
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not keys:
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set in production.")
+    if DEV_FIELD_ENCRYPTION_KEY in keys:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS holds the public development key: refusing to start."
+        )
+    for key in keys:
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                "FIELD_ENCRYPTION_KEYS holds a value that is not a Fernet key "
+                "(python manage.py rotate_keys --new-key prints one)."
+            ) from None
+
 # --- who is a minor, and who needs a guardian's consent -----------------------
 PRIVACY_MINOR_AGE = 18
 PRIVACY_GUARDIAN_CONSENT_UNDER = int(os.environ.get("PRIVACY_GUARDIAN_CONSENT_UNDER", "14"))

@@ -15,6 +15,7 @@ os.environ["DJANGO_DEBUG"] = "false"
 
 from .base import *  # noqa: F403
 from .base import SECRET_KEY, env_bool
+from .privacy import _check_field_keys
 
 DEBUG = False
 
@@ -34,6 +35,7 @@ _required("DJANGO_ALLOWED_HOSTS")
 FIELD_ENCRYPTION_KEYS = [
     k.strip() for k in _required("FIELD_ENCRYPTION_KEYS").split(",") if k.strip()
 ]
+_check_field_keys(FIELD_ENCRYPTION_KEYS)  # no dev key, no malformed key (privacy.py)
 
 # HTTPS everywhere. Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER_NAME
 # (usually HTTP_X_FORWARDED_PROTO) so Django knows the original request was HTTPS.
