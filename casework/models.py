@@ -795,6 +795,12 @@ class PrivacyRequest(models.Model):
 # --- ratings, scores, complaints and reports (helper G) ---
 
 
+# Score rows are caches that the nightly recompute rewrites whole: their foreign keys
+# carry no database constraint or index (Django still cascades deletes), which keeps
+# the rewrite of tens of thousands of rows cheap.
+CACHE_FK = {"db_constraint": False, "db_index": False}
+
+
 class ScoreEpoch(models.Model):
     """The moment the recency weights of every ``ScoreState`` are scaled to (one row).
 
@@ -821,13 +827,13 @@ class ScoreState(models.Model):
 
     key = models.CharField(max_length=48, unique=True)
     org = models.ForeignKey(
-        Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="+", **CACHE_FK
     )
     user = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="+", **CACHE_FK
     )
     category = models.ForeignKey(
-        Category, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        Category, null=True, blank=True, on_delete=models.CASCADE, related_name="+", **CACHE_FK
     )
     weight = models.FloatField(default=0)
     quality = models.FloatField(default=0)
@@ -877,13 +883,13 @@ class ScoreSnapshot(models.Model):
     day = models.DateField()
     key = models.CharField(max_length=48)
     org = models.ForeignKey(
-        Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="+", **CACHE_FK
     )
     user = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="+", **CACHE_FK
     )
     category = models.ForeignKey(
-        Category, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        Category, null=True, blank=True, on_delete=models.CASCADE, related_name="+", **CACHE_FK
     )
     evaluation = models.FloatField()
     effectiveness = models.FloatField()

@@ -249,9 +249,14 @@ def combined_index(evaluation: float, effectiveness: float, weights: Weights) ->
     return min(100.0, base * factor)
 
 
-def scores(sums: Sums, platform: Sums, *, decay: float, weights: Weights) -> Scores:
-    """A subject's scores from its epoch-scaled sums, the platform's, and the decay to now."""
-    means = platform_means(platform)
+def scores(
+    sums: Sums, platform: Sums, *, decay: float, weights: Weights, means: dict | None = None
+) -> Scores:
+    """A subject's scores from its epoch-scaled sums, the platform's, and the decay to now.
+
+    ``means``: ``platform_means(platform)`` when the caller scores many subjects at once.
+    """
+    means = means or platform_means(platform)
     c = weights.prior_strength
     now_sums = sums.scaled(decay)
     n = now_sums.weight

@@ -12,6 +12,7 @@ new epoch, and write the day's snapshot for the trends.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -51,13 +52,30 @@ def weights() -> formulas.Weights:
     )
 
 
+_difficulty_cache: dict = {}
+DIFFICULTY_CACHE_SECONDS = 60
+
+
 def difficulty_by_category() -> dict[int, float]:
-    """Category id → difficulty weight: the setting by code, else the category's own."""
+    """Category id → difficulty weight: the setting by code, else the category's own.
+
+    Cached for a minute per process (eight rows that an admin rarely edits; the
+    nightly recompute reads them afresh).
+    """
     named = settings.SCORES_CATEGORY_DIFFICULTY
-    return {
+    cached = _difficulty_cache.get("value")
+    if (
+        cached is not None
+        and cached[0] is named
+        and time.monotonic() - cached[1] < DIFFICULTY_CACHE_SECONDS
+    ):
+        return cached[2]
+    value = {
         pk: float(named.get(code, weight))
         for pk, code, weight in Category.objects.values_list("pk", "code", "difficulty_weight")
     }
+    _difficulty_cache["value"] = (named, time.monotonic(), value)
+    return value
 
 
 def _ts(moment: datetime) -> float:
@@ -344,7 +362,8 @@ def _rating_aggregate(epoch: datetime) -> tuple[str, list]:
         star_total,
     ]
     sql = (
-        f"SELECT sh.org_id, sh.user_id, c.category_id, "
+        f"SELECT sh.org_id, sh.user_id, "
+        "CASE WHEN sh.org_id IS NULL THEN NULL ELSE c.category_id END, "
         f"SUM(sh.share * {weight}), "
         f"SUM(sh.share * {weight} * {quality}), "
         f"SUM(sh.share * {weight} * {solved}), "
@@ -352,7 +371,9 @@ def _rating_aggregate(epoch: datetime) -> tuple[str, list]:
         f"FROM {ScoreShare._meta.db_table} sh "
         f"JOIN {Rating._meta.db_table} r ON r.case_id = sh.case_id "
         f"JOIN {Case._meta.db_table} c ON c.id = sh.case_id "
-        "GROUP BY sh.org_id, sh.user_id, c.category_id"
+        # Staff are scored over all categories: their rows need no category split.
+        "GROUP BY sh.org_id, sh.user_id, CASE WHEN sh.org_id IS NULL THEN NULL "
+        "ELSE c.category_id END"
     )
     params = [
         *weight_params,
@@ -380,25 +401,65 @@ def _event_aggregate(epoch: datetime) -> tuple[str, list]:
 
 
 def full_sums(epoch: datetime) -> Deltas:
-    """Every subject's sums from scratch, scaled to ``epoch``: two aggregate queries."""
-    sums = Deltas()
+    """Every subject's sums from scratch, scaled to ``epoch``: two aggregate queries.
+
+    The rows are folded with plain lists (tens of thousands of groups for a large
+    platform), then turned into ``Sums`` once per subject.
+    """
+    acc: dict[str, list[float]] = {}
+    index = {name: i for i, name in enumerate(formulas.SUM_FIELDS)}
+
+    def add(keys, values: dict[int, float]) -> None:
+        for key in keys:
+            row = acc.get(key)
+            if row is None:
+                row = acc[key] = [0.0] * len(formulas.SUM_FIELDS)
+            for i, value in values.items():
+                row[i] += value
+
+    def org_keys(org_id, category_id):
+        return (org_key(org_id), org_key(org_id, category_id), PLATFORM, platform_key(category_id))
+
+    rated = (index["weight"], index["quality"], index["solved"], index["on_time"])
     with connection.cursor() as cursor:
         cursor.execute(*_rating_aggregate(epoch))
-        for org_id, user_id, category_id, weight, quality, solved, on_time in cursor.fetchall():
-            part = Sums(weight=weight, quality=quality, solved=solved, on_time=on_time or 0.0)
+        for org_id, user_id, category_id, *values in cursor.fetchall():
+            values = {i: float(v or 0.0) for i, v in zip(rated, values, strict=True)}
             if org_id is not None:
-                sums.add_org(org_id, category_id, part)
+                add(org_keys(org_id, category_id), values)
             if user_id is not None:
-                sums.add_user(user_id, part)
+                add((user_key(user_id),), values)
         cursor.execute(*_event_aggregate(epoch))
         for org_id, from_org, category_id, kind, weight in cursor.fetchall():
             if org_id is not None:
-                sums.add_org(org_id, category_id, formulas.event_sums(kind, weight=weight))
+                field = "reopened" if kind == "disputed" else "arrived"
+                add(org_keys(org_id, category_id), {index[field]: weight})
             if kind == "escalated" and from_org is not None:
-                sums.add_org(
-                    from_org, category_id, formulas.event_sums(kind, weight=weight, leaving=True)
-                )
+                add(org_keys(from_org, category_id), {index["escalated_away"]: weight})
+    sums = Deltas()
+    for key, row in acc.items():
+        sums[key] = Sums(*row)
     return sums
+
+
+def _insert_rows(model, columns: list[str], rows: list[tuple]) -> None:
+    """Many rows at once: multi-row VALUES through psycopg2 on PostgreSQL, else bulk_create."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        from psycopg2.extras import execute_values
+
+        with connection.cursor() as cursor:
+            execute_values(
+                cursor.cursor,
+                f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) VALUES %s",
+                rows,
+                page_size=5000,
+            )
+        return
+    model.objects.bulk_create(
+        [model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=2000
+    )
 
 
 def reattribute_all(progress: Callable[[int], None] | None = None, chunk: int = 500) -> int:
@@ -450,18 +511,17 @@ def recompute_scores(
 
             reattribute_all(counted)
         step("aggregate", 0, 1)
+        _difficulty_cache.clear()
         sums = full_sums(now)
         step("aggregate", 1, 1)
         ScoreState.objects.all().delete()
-        rows = []
-        for key, part in sums.items():
-            org, user, category = _subject(key)
-            rows.append(
-                ScoreState(
-                    key=key, org_id=org, user_id=user, category_id=category, **part.as_dict()
-                )
-            )
-        ScoreState.objects.bulk_create(rows, batch_size=5000)
+        rows = [
+            (key, *_subject(key), *(getattr(part, f) for f in formulas.SUM_FIELDS))
+            for key, part in sums.items()
+        ]
+        _insert_rows(
+            ScoreState, ["key", "org_id", "user_id", "category_id", *formulas.SUM_FIELDS], rows
+        )
         ScoreEpoch.objects.filter(pk=1).update(epoch=now)
         step("write", len(rows), len(rows))
         if snapshot:
@@ -475,28 +535,32 @@ def write_snapshot(sums: dict[str, Sums], *, now: datetime) -> int:
     w = weights()
     day = timezone.localdate(now)
     platform = {key: value for key, value in sums.items() if key.startswith(PLATFORM)}
+    means: dict[str, dict] = {}
     rows = []
     for key, part in sums.items():
         if key.startswith(PLATFORM):
             continue
         org, user, category = _subject(key)
-        base = platform.get(platform_key(category), Sums())
-        result = formulas.scores(part, base, decay=1.0, weights=w)
+        means_key = platform_key(category)
+        if means_key not in means:
+            means[means_key] = formulas.platform_means(platform.get(means_key, Sums()))
+        result = formulas.scores(part, Sums(), decay=1.0, weights=w, means=means[means_key])
         rows.append(
-            ScoreSnapshot(
-                day=day,
-                key=key,
-                org_id=org,
-                user_id=user,
-                category_id=category,
-                evaluation=result.evaluation,
-                effectiveness=result.effectiveness,
-                index=result.index,
-                ratings=result.ratings,
+            (
+                day,
+                key,
+                org,
+                user,
+                category,
+                result.evaluation,
+                result.effectiveness,
+                result.index,
+                result.ratings,
             )
         )
     ScoreSnapshot.objects.filter(day=day).delete()
-    ScoreSnapshot.objects.bulk_create(rows, batch_size=5000)
+    columns = ["day", "key", "org_id", "user_id", "category_id", "evaluation"]
+    _insert_rows(ScoreSnapshot, [*columns, "effectiveness", "index", "ratings"], rows)
     return len(rows)
 
 

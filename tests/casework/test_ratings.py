@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 from freezegun import freeze_time
 
 from casework import services
@@ -26,9 +26,10 @@ def rate(tree, case, values):
 @pytest.mark.parametrize("state", [CaseState.WITHDRAWN, CaseState.REJECTED])
 def test_withdrawn_or_rejected_cases_cannot_be_rated(tree, state):
     case = case_in(tree, state)
-    with pytest.raises(InvalidTransition) as refused:
+    with translation.override("en"), pytest.raises(InvalidTransition) as refused:
         rate(tree, case, GOOD)
-    assert "withdrawn or rejected" in str(refused.value.message)
+    with translation.override("en"):
+        assert "withdrawn or rejected" in str(refused.value.message)
     assert not Rating.objects.filter(case=case).exists()
 
 
