@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import permissions, selectors
 from ..events import EventKind
 from ..models import Case, Category, Organisation
+from ..services import privacy as privacy_services
 from ..states import CaseState
 from .staff import sla_badge
 
@@ -296,6 +297,8 @@ def audit(request, reference: str):
             "chain_break": result.chain_break,
             "event_count": len(result.events),
             "now": now,
+            # Who opened this youth's personal data, when and why (helper I: privacy).
+            "accesses": privacy_services.access_log_for(case=case, actor=request.user),
         },
     )
 

@@ -256,6 +256,16 @@ def test_supervisors_review_the_log_others_may_not(tree):
         privacy.access_log_for(case=case, actor=tree.handler)
 
 
+def test_the_supervisors_audit_page_lists_who_opened_the_case(tree, client):
+    case = submit(tree)
+    services.record_personal_data_access(actor=tree.handler, case=case)
+    client.force_login(tree.city_supervisor)
+    page = client.get(reverse("casework:supervisor_audit", args=[case.reference]))
+    assert page.status_code == 200
+    assert [e.actor for e in page.context["accesses"]] == [tree.handler]
+    assert str(tree.handler) in page.content.decode()
+
+
 def test_a_partner_body_sees_only_what_its_task_needs(tree):
     case = case_in(tree, CaseState.COORDINATING, title=TITLE, description=DESCRIPTION)
     task = services.case_refer(
