@@ -159,6 +159,7 @@ class OrganisationList(generics.ListAPIView):
 
     serializer_class = serializers.OrganisationSerializer
     queryset = Organisation.objects.filter(is_active=True).order_by("path")
+    filterset_fields = ["kind", "region_code", "level"]
 
     @extend_schema(tags=["reference"])
     def get(self, request, *args, **kwargs):
