@@ -24,8 +24,9 @@ Printed (JSON lines on stdout; progress on stderr), in the ``notify`` line:
 
 - ``app_rate``: the maximum, deliveries per second from the first commit to
   the last delivery of phase 1;
-- ``offered_rate``, ``delivered_rate`` and ``p95_latency_ms`` (and p50, p99):
-  phase 2, from the commit of a row to its delivery;
+- ``offered_rate`` (the schedule), ``written_rate`` (what the producer
+  achieved), ``delivered_rate`` and ``p95_latency_ms`` (and p50, p99): phase 2,
+  from the commit of a row to its delivery;
 - ``reference_rate``: the reference transition (reference/transition.sql,
   which writes one outbox row per transaction) run by pgbench on the same
   server in the same run, and ``ratio`` = app_rate / reference_rate;
@@ -107,6 +108,9 @@ def start_worker(db_url: str, broker: str, queue: str, concurrency: int, log: Pa
         NOTIFICATIONS_SMS_BACKEND="notifications.channels.sms.ConsoleSMSBackend",
         LOG_LEVEL="WARNING",
         DJANGO_DEBUG="false",  # as in production: no query log, cached templates
+        # Workers keep their database connection between tasks (docs/performance.md):
+        # with the default 0 every delivery message pays for a new PostgreSQL backend.
+        DATABASE_CONN_MAX_AGE=os.environ.get("DATABASE_CONN_MAX_AGE", "300"),
     )
     command = [
         sys.executable,
@@ -267,9 +271,11 @@ def wait_delivered(ids, timeout: float) -> dict[int, float]:
 def latency_figures(committed: dict[int, float], sent_at: dict[int, float]) -> dict:
     latencies = [(sent_at[pk] - at) * 1000 for pk, at in committed.items()]
     first_commit = min(committed.values())
+    last_commit = max(committed.values())
     last_sent = max(sent_at.values())
     return {
         "rate": len(committed) / (last_sent - first_commit),
+        "written_rate": len(committed) / max(last_commit - first_commit, 1e-6),
         "p50": round(percentile(latencies, 0.50), 1),
         "p95": round(percentile(latencies, 0.95), 1),
         "p99": round(percentile(latencies, 0.99), 1),
@@ -358,12 +364,14 @@ def main(argv: list[str] | None = None) -> int:
         produce_rate=round(len(committed) / (produced - started), 1),
         latency_count=len(paced),
         offered_rate=offered,
+        written_rate=round(measured["written_rate"], 1),
         delivered_rate=round(measured["rate"], 1),
         p50_latency_ms=measured["p50"],
         p95_latency_ms=measured["p95"],
         p99_latency_ms=measured["p99"],
         not_sent=not_sent,
         worker_concurrency=args.concurrency,
+        worker_conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "300")),
         broker=broker.split("://")[0],
         reference_rate=reference,
         ratio=round(saturated["rate"] / reference, 3) if reference else None,

@@ -354,15 +354,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench sweep", description=__doc__)
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="SLA_SWEEP_WORKERS: threads for breach batches"
+    )
     args = parser.parse_args(argv)
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     progress(f"creating database {_maintenance_url(url)[1]}")
     recreate_database(url)
     setup_django(url)
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
+    if args.workers:
+        settings.SLA_SWEEP_WORKERS = args.workers
     progress("migrating")
     call_command("migrate", verbosity=0)
     now = datetime.now(UTC)
@@ -399,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         escalated=result.escalated,
         critical=result.critical,
         batches=result.batches,
+        batch_size=args.batch_size or getattr(settings, "SLA_SWEEP_BATCH_SIZE", 1000),
+        workers=getattr(settings, "SLA_SWEEP_WORKERS", 1),
         seconds=round(seconds, 3),
         app_rate=round(app_rate, 1),
         reference_due=ref_due,

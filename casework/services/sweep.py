@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 HOLDING_KINDS = (Organisation.Kind.LEAGUE, Organisation.Kind.STATION, Organisation.Kind.SOCIAL)
 DEFAULT_BATCH_SIZE = 1000
+# Breach batches run on this many threads (own connections) on PostgreSQL; 1 = one loop.
+DEFAULT_WORKERS = 1
 CLOSING_BATCH_SIZE = 50
 
 
@@ -368,6 +370,52 @@ def _rating_batch(now: datetime, size: int, result: SweepResult) -> int:
     return len(ids)
 
 
+def _may_run_in_threads() -> bool:
+    """Threads use connections of their own: only on PostgreSQL, and never inside a caller's
+    transaction (they could not see its rows)."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _breach_in_threads(
+    now: datetime, size: int, deadlines: _Deadlines, result: SweepResult, workers: int
+) -> None:
+    """The breach batches on ``workers`` threads, each with its own connection.
+
+    The same guarantees as one loop: every batch locks its rows with SKIP
+    LOCKED and commits on its own, so the threads never take the same case,
+    and a thread stops at its first short batch (the rows it could not lock
+    belong to a batch another thread is finishing). While one thread waits
+    for the database, another builds its events in Python.
+    """
+    import threading
+
+    results = [SweepResult() for _ in range(workers)]
+    errors: list[BaseException] = []
+
+    def run(own: SweepResult) -> None:
+        try:
+            while not errors:
+                own.batches += 1
+                if _breach_batch(now, size, deadlines, own) < size:
+                    break
+        except BaseException as error:  # re-raised in the calling thread below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(own,)) for own in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for own in results:
+        result.escalated += own.escalated
+        result.critical += own.critical
+        result.batches += own.batches
+    if errors:
+        raise errors[0]
+
+
 def sla_sweep(
     *, now: datetime | None = None, batch_size: int | None = None, max_batches: int | None = None
 ) -> SweepResult:
@@ -388,10 +436,14 @@ def sla_sweep(
 
     if breach_candidates(now).exists():
         deadlines = _Deadlines(now)
-        while budget_left():
-            result.batches += 1
-            if _breach_batch(now, size, deadlines, result) < size:
-                break
+        workers = getattr(settings, "SLA_SWEEP_WORKERS", DEFAULT_WORKERS)
+        if workers > 1 and max_batches is None and _may_run_in_threads():
+            _breach_in_threads(now, size, deadlines, result, workers)
+        else:
+            while budget_left():
+                result.batches += 1
+                if _breach_batch(now, size, deadlines, result) < size:
+                    break
     while budget_left():
         result.batches += 1
         if _reminder_batch(now, size, result) < size:

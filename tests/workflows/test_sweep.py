@@ -365,3 +365,23 @@ def test_pg_bulk_writes_store_every_value_as_given(tree):
         got_texts, got_ints = cursor.fetchone()
     assert got_texts == texts
     assert got_ints == [1, None, 3]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_breach_batches_on_threads_escalate_each_case_exactly_once(tree, settings):
+    # given 25 overdue cases and a sweep that runs its breach batches on three threads
+    cases = [submitted_on_monday(tree) for _ in range(25)]
+    settings.SLA_SWEEP_WORKERS = 3
+
+    # when it runs in small batches
+    result = services.sla_sweep(now=cst(2025, 10, 21, 10, 1), batch_size=4)
+
+    # then each case moved once, with one event, and its task followed it
+    assert result.escalated == len(cases)
+    for case in cases:
+        case.refresh_from_db()
+        assert case.escalation_count == 1
+        assert len(events_of(case, EventKind.ESCALATED)) == 1
+        assert verify_case(case) is None
+        assert open_task(case).org_id == case.org_id == tree.city.pk
