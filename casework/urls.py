@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import cases, public, staff, supervisor, youth
+from .views import cases, privacy, public, staff, supervisor, youth
 
 app_name = "casework"
 urlpatterns = [
@@ -11,4 +11,5 @@ urlpatterns = [
     *public.urlpatterns,
     *staff.urlpatterns,
     *supervisor.urlpatterns,
+    *privacy.urlpatterns,
 ]

@@ -425,3 +425,38 @@ def test_guardian_consent_is_anonymised_with_the_youth(tree):
     )
     services.erase_personal_data(youth=child, actor=child)
     assert GuardianConsent.objects.get().guardian_name == privacy.ERASED
+
+
+# --- the youth's own pages ------------------------------------------------------------------
+
+
+def test_the_youth_downloads_her_data_from_her_page(tree, client):
+    youth = with_profile(tree.youth, phone=PHONE)
+    case = submit(tree, title=TITLE)
+    client.force_login(youth)
+    page = client.get(reverse("casework:my_data"))
+    assert page.status_code == 200 and PHONE in page.content.decode()
+    download = client.get(reverse("casework:my_data_export"))
+    assert download.status_code == 200 and "attachment" in download["Content-Disposition"]
+    data = json.loads(download.content)
+    assert data["cases"][0]["reference"] == case.reference and data["profile"]["phone"] == PHONE
+
+
+def test_erasing_from_the_page_is_refused_with_the_reason_while_a_case_is_open(tree, client):
+    case = submit(tree, description=DESCRIPTION)
+    client.force_login(tree.youth)
+    response = client.post(reverse("casework:my_data_erase"), {"confirm": "on"})
+    assert response.status_code == 409
+    assert case.reference in response.content.decode()
+    assert Case.objects.get(pk=case.pk).description == DESCRIPTION
+    # withdrawing first, then asking again, erases and signs out
+    services.case_withdraw(case=case, actor=tree.youth)
+    response = client.post(reverse("casework:my_data_erase"), {"confirm": "on"})
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert Case.objects.get(pk=case.pk).description == privacy.ERASED
+
+
+def test_erasing_needs_the_confirmation_box(tree, client):
+    client.force_login(tree.youth)
+    assert client.post(reverse("casework:my_data_erase"), {}).status_code == 400
+    assert User.objects.get(pk=tree.youth.pk).erased_at is None
