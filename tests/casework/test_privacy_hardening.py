@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -162,3 +164,19 @@ def test_production_refuses_to_start_without_a_real_encryption_key():
     good = production_settings(FIELD_ENCRYPTION_KEYS=f"{Fernet.generate_key().decode()},")
     assert good.returncode == 0, good.stderr
     assert good.stdout.strip() == "1"
+
+
+def test_setup_totp_creates_then_confirms_a_device_and_flags_the_user(tree, settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    out = io.StringIO()
+    call_command("setup_totp", tree.handler.username, stdout=out)
+    assert out.getvalue().startswith("otpauth://totp/")
+    device = TOTPDevice.objects.get(user=tree.handler)
+    assert not device.confirmed
+    with pytest.raises(CommandError):
+        call_command("setup_totp", tree.handler.username, confirm="000000", stdout=io.StringIO())
+    code = f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
+    call_command("setup_totp", tree.handler.username, confirm=code, stdout=io.StringIO())
+    device.refresh_from_db()
+    tree.handler.refresh_from_db()
+    assert device.confirmed and tree.handler.requires_2fa
