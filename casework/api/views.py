@@ -23,6 +23,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from casework.services.privacy import record_personal_data_access
+
 from .. import permissions, services
 from ..errors import NotPermitted, ValidationFailed
 from ..models import Case, Category, CoordinationTask, Organisation
@@ -211,7 +213,10 @@ class CaseDetail(APIView):
 
     @extend_schema(responses=serializers.CaseSerializer, tags=["cases"])
     def get(self, request, reference: str):
-        return case_response(request, visible_case(request, reference))
+        case = visible_case(request, reference)
+        # Who opened the youth's data, and why (docs/privacy.md); the youth's own look is not.
+        record_personal_data_access(actor=request.user, case=case)
+        return case_response(request, case)
 
 
 def _staff_or_youth(request, case: Case) -> str:

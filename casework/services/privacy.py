@@ -164,6 +164,15 @@ def _purpose_for(actor: User, case: Case):
     for role in roles:
         if role.role == permissions.SUPERVISOR and case.org.path.startswith(role.org_path):
             return "supervision", None, role.org_id
+    partner_orgs = {r.org_id for r in roles if r.role == permissions.PARTNER}
+    if partner_orgs:
+        partner = (
+            CoordinationTask.objects.filter(case=case, partner_id__in=partner_orgs)
+            .values_list("partner_id", flat=True)
+            .first()
+        )
+        if partner is not None:
+            return "coordination", None, partner
     if getattr(actor, "is_superuser", False):
         return "administration", None, None
     return "other", None, None

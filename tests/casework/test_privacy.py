@@ -233,6 +233,18 @@ def test_the_staff_case_page_logs_the_access_too(tree, client):
     assert (entry.actor, entry.case, entry.fields) == (tree.handler, case, ["case"])
 
 
+def test_the_api_case_detail_logs_the_access_too(tree):
+    from rest_framework.test import APIClient
+
+    case = submit(tree)
+    api = APIClient()
+    api.force_authenticate(tree.handler)
+    assert api.get(reverse("api:case", args=[case.reference])).status_code == 200
+    api.force_authenticate(tree.youth)
+    assert api.get(reverse("api:case", args=[case.reference])).status_code == 200
+    assert [e.actor for e in AccessLog.objects.all()] == [tree.handler]
+
+
 def test_the_youth_reading_her_own_case_is_not_an_access_event(tree, client):
     case = submit(tree)
     client.force_login(tree.youth)
