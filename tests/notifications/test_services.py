@@ -281,6 +281,7 @@ def test_every_event_of_the_issue_has_recipients_and_templates():
         "auto_closed",
         "comment",
         "info_provided_again",
+        "evidence_added",  # a file attached by staff tells nobody (casework.services.evidence)
     } | {"sla_reminder", "sla_breach", "complaint"}
 
 
