@@ -121,6 +121,14 @@ class CaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     exclude = ["public_token"]
     inlines = [CaseEventInline]
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        # The page shows the youth's words: an access like any other (docs/privacy.md).
+        case = Case.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if case is not None and response.status_code == 200:
+            _log_admin_case_access(request, case)
+        return response
+
 
 @admin.register(CaseEvent)
 class CaseEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -156,6 +164,12 @@ class RatingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 # --- personal data protection (helper I) ---
 from .models import AccessLog, GuardianConsent, PrivacyRequest  # noqa: E402
+
+
+def _log_admin_case_access(request, case) -> None:
+    from .services.privacy import record_personal_data_access
+
+    record_personal_data_access(actor=request.user, case=case, purpose="administration")
 
 
 @admin.register(AccessLog)

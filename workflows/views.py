@@ -26,6 +26,7 @@ from django.views import View
 from casework import permissions
 from casework.forms_staff import ActionForm
 from casework.models import Case, Category
+from casework.services.privacy import record_personal_data_access
 from casework.states import CaseState
 from casework.views.staff import (
     ACCEPT,
@@ -159,6 +160,8 @@ class TaskView(LoginRequiredMixin, View):
         return {}
 
     def get(self, request):
+        # The page shows the youth's words: log who opened them, for this task (docs/privacy.md).
+        record_personal_data_access(actor=request.user, case=self.case, task=self.task)
         return self.render_page(self.forms_for())
 
     def post(self, request):

@@ -245,6 +245,23 @@ def test_the_api_case_detail_logs_the_access_too(tree):
     assert [e.actor for e in AccessLog.objects.all()] == [tree.handler]
 
 
+def test_the_task_page_and_the_admin_log_the_access_too(tree, client):
+    from workflows.models import CaseTask
+
+    case = submit(tree)
+    task = CaseTask.objects.get(case=case, org=tree.haizhu, status__in=["NEW", "ASSIGNED"])
+    client.force_login(tree.handler)
+    assert client.get(reverse("workflows:task", args=[task.pk])).status_code == 200
+    entry = AccessLog.objects.get(actor=tree.handler)
+    assert (entry.task, entry.purpose) == (task, "task:intake")
+    admin = UserFactory(username="root", is_superuser=True, is_staff=True)
+    client.force_login(admin)
+    url = reverse("admin:casework_case_change", args=[case.pk])
+    assert client.get(url).status_code == 200
+    entry = AccessLog.objects.get(actor=admin)
+    assert entry.purpose == "administration"
+
+
 def test_the_youth_reading_her_own_case_is_not_an_access_event(tree, client):
     case = submit(tree)
     client.force_login(tree.youth)
