@@ -27,6 +27,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Value
 from django.utils import timezone
 
 from ..errors import CaseworkError
@@ -370,6 +371,28 @@ def _rating_batch(now: datetime, size: int, result: SweepResult) -> int:
     return len(ids)
 
 
+BREACH, REMIND, RATING = "breach", "remind", "rating"
+
+
+def _due_phases(now: datetime) -> set[str]:
+    """Which of the three deadline kinds have anything due: one query, one index probe each.
+
+    Most runs find nothing; then the sweep costs this one round trip and no transaction.
+    """
+    kinds = (
+        (BREACH, breach_candidates),
+        (REMIND, reminder_candidates),
+        (RATING, rating_candidates),
+    )
+    if not connection.features.supports_slicing_ordering_in_compound:  # SQLite: three probes
+        return {name for name, candidates in kinds if candidates(now).exists()}
+    probes = [
+        candidates(now).annotate(phase=Value(name)).values_list("phase").order_by()[:1]
+        for name, candidates in kinds
+    ]
+    return {phase for (phase,) in probes[0].union(*probes[1:], all=True)}
+
+
 def _may_run_in_threads() -> bool:
     """Threads use connections of their own: only on PostgreSQL, and never inside a caller's
     transaction (they could not see its rows)."""
@@ -434,7 +457,8 @@ def sla_sweep(
     def budget_left() -> bool:
         return max_batches is None or result.batches < max_batches
 
-    if breach_candidates(now).exists():
+    due = _due_phases(now)
+    if BREACH in due:
         deadlines = _Deadlines(now)
         workers = getattr(settings, "SLA_SWEEP_WORKERS", DEFAULT_WORKERS)
         if workers > 1 and max_batches is None and _may_run_in_threads():
@@ -444,14 +468,14 @@ def sla_sweep(
                 result.batches += 1
                 if _breach_batch(now, size, deadlines, result) < size:
                     break
-    while budget_left():
+    while REMIND in due and budget_left():
         result.batches += 1
         if _reminder_batch(now, size, result) < size:
             break
     # Closing runs the flow per case (tens of milliseconds each): small batches keep
     # each transaction, and the row locks it holds, short.
     closing_size = min(size, CLOSING_BATCH_SIZE)
-    while budget_left():
+    while RATING in due and budget_left():
         result.batches += 1
         if _rating_batch(now, closing_size, result) < closing_size:
             break

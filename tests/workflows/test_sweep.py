@@ -385,3 +385,19 @@ def test_breach_batches_on_threads_escalate_each_case_exactly_once(tree, setting
         assert len(events_of(case, EventKind.ESCALATED)) == 1
         assert verify_case(case) is None
         assert open_task(case).org_id == case.org_id == tree.city.pk
+
+
+@pytest.mark.postgres
+def test_a_sweep_with_nothing_due_is_one_query_and_no_transaction(tree):
+    # given open cases whose deadlines are all ahead
+    for _ in range(3):
+        submitted_on_monday(tree)
+    sla.current_calendar()
+
+    # when the sweep runs before any reminder point
+    with freeze_time(cst(2025, 10, 20, 11)), CaptureQueriesContext(connection) as queries:
+        result = services.sla_sweep()
+
+    # then one probe answered for breaches, reminders and rating windows at once
+    assert (result.escalated, result.reminded, result.auto_closed) == (0, 0, 0)
+    assert len(queries) == 1
