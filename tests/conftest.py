@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from django.db import connections
 from django.test import TransactionTestCase
+from django.utils import translation
 
 from casework.models import Category, Organisation, User
 from tests.factories import MembershipFactory, OrganisationFactory, UserFactory
@@ -55,6 +56,21 @@ def _fixture_teardown_past_triggers(self):
 
 TransactionTestCase._fixture_teardown = _fixture_teardown_past_triggers
 
+
+
+# The catalogues are compiled, and the site speaks Chinese by default. Tests compare
+# messages in English: code outside a request runs in English, and the test client asks
+# for English pages. tests/test_i18n.py checks the Chinese default with a bare Client.
+@pytest.fixture(autouse=True)
+def _english_messages():
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def client(client):
+    client.defaults.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
+    return client
 
 @dataclass
 class Tree:
