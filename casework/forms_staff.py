@@ -187,10 +187,6 @@ class TransferForm(_ToOrgForm):
             .exclude(pk=org.pk)
         )
 
-    @staticmethod
-    def has_targets(case: Case) -> bool:
-        return TransferForm(case=case).targets().exists()
-
 
 class DelegateForm(_ToOrgForm):
     def targets(self):

@@ -87,8 +87,8 @@ def staff_may_view(case: Case, user: User | None) -> bool:
 def personal_data_opened(request, case: Case, *, what: str) -> None:
     """Staff opened a case's personal data (``what``: "case" or "evidence").
 
-    Access-log hook: helper I (privacy) records the access here. Called once per
-    page view, after the permission check and before anything is shown.
+    The access log (casework.services.privacy) records it. Called once per
+    rendering, after the permission check and before anything is shown.
     """
     from ..services.privacy import record_personal_data_access
 
@@ -315,6 +315,8 @@ def render_case_page(request, case: Case, *, override=None, alert=None, status: 
     """The case page; ``override`` re-shows posted forms (by action name) with their errors."""
     override = override or {}
     user = request.user
+    # Every rendering shows the youth's words, a re-shown form after an error too.
+    personal_data_opened(request, case, what="case")
     now = timezone.now()
     actions = [
         (
@@ -356,7 +358,6 @@ def _kind_label(kind: str) -> str:
 def case_page(request, reference: str):
     """The workbench page of one case: facts, messages, timeline and the actions open now."""
     case = _case_for_staff(request, reference)
-    personal_data_opened(request, case, what="case")
     return render_case_page(request, case)
 
 
