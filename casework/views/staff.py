@@ -23,7 +23,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.timesince import timesince, timeuntil
-from django.utils.translation import gettext as gettext_now
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -57,11 +57,11 @@ def sla_badge(due: datetime | None, now: datetime) -> SlaBadge | None:
     if due is None:
         return None
     if due <= now:
-        return SlaBadge("overdue", gettext_now("Overdue by %s") % timesince(due, now, depth=1), due)
+        return SlaBadge("overdue", gettext("Overdue by %s") % timesince(due, now, depth=1), due)
     left = timeuntil(due, now, depth=1)
     if due - now <= DUE_SOON:
-        return SlaBadge("soon", gettext_now("Due soon: in %s") % left, due)
-    return SlaBadge("ok", gettext_now("Due in %s") % left, due)
+        return SlaBadge("soon", gettext("Due soon: in %s") % left, due)
+    return SlaBadge("ok", gettext("Due in %s") % left, due)
 
 
 # --- who may open the workbench page of a case -----------------------------------------
