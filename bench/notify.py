@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "--rate", type=float, default=None, help="offered notifications/s, phase 2 (default: max/2)"
     )
     parser.add_argument(
-        "--latency-batch", type=int, default=5, help="events per transaction, phase 2"
+        "--latency-batch", type=int, default=25, help="events per transaction, phase 2"
     )
     parser.add_argument("--cases", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=2, help="worker pool processes")
