@@ -120,6 +120,10 @@ class TokenView(APIView):
         if user is None or not user.is_active:
             log_refusal(request, "bad_credentials")
             raise ValidationFailed(_("Wrong user name or password."))
+        if user.requires_2fa:
+            # A password alone must not open an account that signs in with a TOTP code.
+            log_refusal(request, "two_factor_required")
+            raise NotPermitted(_("This account signs in with a two-factor code; no API token."))
         token, _created = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 

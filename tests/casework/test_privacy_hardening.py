@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.authtoken.models import Token
 
 from config.settings import privacy as privacy_settings
 
@@ -180,3 +181,14 @@ def test_setup_totp_creates_then_confirms_a_device_and_flags_the_user(tree, sett
     device.refresh_from_db()
     tree.handler.refresh_from_db()
     assert device.confirmed and tree.handler.requires_2fa
+
+
+def test_no_api_token_for_an_account_that_needs_two_factor(tree):
+    from rest_framework.test import APIClient
+
+    flag_2fa(tree.handler)
+    response = APIClient().post(
+        reverse("api:token"), {"username": tree.handler.username, "password": PASSWORD}
+    )
+    assert response.status_code == 403
+    assert not Token.objects.filter(user=tree.handler).exists()
