@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.db.models import Q
+from django.db.models.functions import Length
+
 from casework.models import Membership, Organisation, User
 
 from .models import Audience
@@ -116,8 +119,6 @@ def resolve_recipients(pairs) -> tuple[list[Resolved], dict[int, User]]:
             path = orgs[_holding_org_id(case, event)][1]
             supervisor_paths.update(path[:i] for i in range(step, len(path) + 1, step))
 
-    from django.db.models import Q
-
     condition = Q(pk__in=[])
     if handler_orgs:
         condition |= Q(role=Membership.Role.HANDLER, organisation_id__in=handler_orgs)
@@ -180,12 +181,16 @@ def resolve_recipients(pairs) -> tuple[list[Resolved], dict[int, User]]:
         results.append(resolved)
 
     user_ids = {uid for r in results for uid in r.recipients}
+    # Whether a person has an address is all the outbox needs: the database answers it, so
+    # no encrypted field is loaded (and decrypted) per recipient here.
     users = (
         {
             u.pk: u
-            for u in User.objects.filter(pk__in=user_ids, is_active=True).select_related(
-                "notification_preference"
-            )
+            for u in User.objects.filter(pk__in=user_ids, is_active=True)
+            .select_related("notification_preference")
+            .defer("password", "display_name", "email", "phone")
+            # Empty stays empty when encrypted: a stored length of 0 means no address.
+            .annotate(has_email=Length("email"), has_phone=Length("phone"))
         }
         if user_ids
         else {}

@@ -64,10 +64,13 @@ def channels_for(user) -> list[str]:
     pref = preference_of(user)
     wanted = pref.channels() if pref else list(settings.NOTIFICATIONS_DEFAULT_CHANNELS)
     usable = []
+    # ``has_email``/``has_phone`` come annotated from the recipient lookup (no decryption).
+    has_email = getattr(user, "has_email", None)
+    has_phone = getattr(user, "has_phone", None)
     for channel in wanted:
-        if channel == Channel.EMAIL and not user.email:
+        if channel == Channel.EMAIL and not (user.email if has_email is None else has_email):
             continue
-        if channel == Channel.SMS and not user.phone:
+        if channel == Channel.SMS and not (user.phone if has_phone is None else has_phone):
             continue
         if channel == Channel.WEBHOOK and not settings.NOTIFICATIONS_WEBHOOK_URL:
             continue
