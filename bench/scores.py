@@ -228,11 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ratings", type=int, default=100_000)
     parser.add_argument("--orgs", type=int, default=5_000)
     parser.add_argument("--updates", type=int, default=500, help="incremental updates to time")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time again on the database a previous run loaded"
+    )
     args = parser.parse_args(argv)
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    progress(f"creating database {_maintenance_url(url)[1]}")
-    recreate_database(url)
+    if not args.reuse:
+        progress(f"creating database {_maintenance_url(url)[1]}")
+        recreate_database(url)
     setup_django(url)
     from django.core.management import call_command
     from django.db import connection, transaction
@@ -240,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     progress("migrating")
     call_command("migrate", verbosity=0)
     now = datetime.now(UTC)
-    load(args.ratings, args.orgs, now)
+    if not args.reuse:
+        load(args.ratings, args.orgs, now)
 
     from casework.models import Case, Organisation, Rating, ScoreState
     from casework.services.scores import rating_values, recompute_scores, record_rating
@@ -269,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     emit(
         bench="scores",
         metric="full_recompute",
-        ratings=args.ratings,
+        ratings=Rating.objects.count(),
         orgs=orgs,
         score_rows=ScoreState.objects.count(),
         recompute_seconds=round(full, 3),
