@@ -347,9 +347,7 @@ def _erase_cases(case_ids: list[int], now: datetime, result: ErasureResult) -> N
     )
     result.messages += CaseMessage.objects.filter(case_id__in=case_ids).update(body=ERASED)
     Verification.objects.filter(case_id__in=case_ids).update(findings=ERASED)
-    CoordinationTask.objects.filter(case_id__in=case_ids).update(
-        instructions=ERASED, result=ERASED
-    )
+    CoordinationTask.objects.filter(case_id__in=case_ids).update(instructions=ERASED, result=ERASED)
     Rating.objects.filter(case_id__in=case_ids).update(comment="")
     result.files += _erase_files(case_ids)
     result.cases += len(case_ids)

@@ -48,6 +48,7 @@ def _check_field_keys(keys: list[str]) -> None:
                 "(python manage.py rotate_keys --new-key prints one)."
             ) from None
 
+
 # --- who is a minor, and who needs a guardian's consent -----------------------
 PRIVACY_MINOR_AGE = 18
 PRIVACY_GUARDIAN_CONSENT_UNDER = int(os.environ.get("PRIVACY_GUARDIAN_CONSENT_UNDER", "14"))
