@@ -393,18 +393,19 @@ def erase_personal_data(*, youth: User, actor: User, reason: str = "") -> Erasur
         raise NotPermitted(_("Only the young person, or a platform administrator, can ask."))
     if youth.erased_at is not None:
         raise InvalidTransition(_("This person's data has already been erased."))
+    now = timezone.now()
+    result = ErasureResult()
+    # One transaction: the check for open cases and the erasure see the same cases.
     with transaction.atomic():
         youth = User.objects.select_for_update().get(pk=youth.pk)
-        open_refs = list(
-            Case.objects.filter(youth=youth, state__in=[s.value for s in OPEN_STATES])
+        cases = list(
+            Case.objects.select_for_update()
+            .filter(youth=youth)
             .order_by("submitted_at")
-            .values_list("reference", flat=True)
+            .values_list("pk", "reference", "state")
         )
+        open_refs = [ref for _pk, ref, state in cases if state in OPEN_STATES]
         if open_refs:
-            message = _(
-                "Your data cannot be erased while a request is still open (%(refs)s). "
-                "Withdraw it or wait until it is closed, then ask again."
-            ) % {"refs": ", ".join(open_refs)}
             PrivacyRequest.objects.create(
                 youth=youth,
                 kind=PrivacyRequest.Kind.ERASURE,
@@ -412,23 +413,25 @@ def erase_personal_data(*, youth: User, actor: User, reason: str = "") -> Erasur
                 reason="open cases",
                 requested_by=actor,
             )
+        else:
+            _erase_cases([pk for pk, _ref, _state in cases], now, result)
+            _anonymise_user(youth, now)
+            result.users = 1
+            PrivacyRequest.objects.create(
+                youth=youth,
+                kind=PrivacyRequest.Kind.ERASURE,
+                status=PrivacyRequest.Status.DONE,
+                reason=(reason or "")[:200],
+                requested_by=actor,
+            )
     if open_refs:
-        # Raised after the block so that the refusal is recorded as well.
-        raise InvalidTransition(message)
-    now = timezone.now()
-    result = ErasureResult()
-    with transaction.atomic():
-        youth = User.objects.select_for_update().get(pk=youth.pk)
-        case_ids = list(Case.objects.filter(youth=youth).values_list("pk", flat=True))
-        _erase_cases(case_ids, now, result)
-        _anonymise_user(youth, now)
-        result.users = 1
-        PrivacyRequest.objects.create(
-            youth=youth,
-            kind=PrivacyRequest.Kind.ERASURE,
-            status=PrivacyRequest.Status.DONE,
-            reason=(reason or "")[:200],
-            requested_by=actor,
+        # Raised after the block so that the refusal stays recorded.
+        raise InvalidTransition(
+            _(
+                "Your data cannot be erased while a request is still open (%(refs)s). "
+                "Withdraw it or wait until it is closed, then ask again."
+            )
+            % {"refs": ", ".join(open_refs)}
         )
     logger.info("personal data erased for user %s: %s", youth.pk, result.as_dict())
     return result
