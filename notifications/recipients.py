@@ -49,6 +49,8 @@ RECIPIENTS: dict[str, tuple[str, ...]] = {
     "sla_reminder": (HANDLERS,),
     "sla_breach": (HANDLERS, SUPERVISORS),
     "complaint": (HANDLERS, SUPERVISORS),
+    "complaint_answered": (YOUTH,),
+    "hidden_pending_review": (SUPERVISORS,),  # reports hid the case: review it
 }
 
 GROUP_AUDIENCE = {

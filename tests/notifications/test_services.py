@@ -282,6 +282,8 @@ def test_every_event_of_the_issue_has_recipients_and_templates():
         "comment",
         "info_provided_again",
         "evidence_added",  # a file attached by staff tells nobody (casework.services.evidence)
+        "rating_edited",  # the handlers heard of the rating; an edit within the window is quiet
+        "reviewed",  # the supervisor who decided is the audience (casework.services.ratings)
     } | {"sla_reminder", "sla_breach", "complaint"}
 
 
