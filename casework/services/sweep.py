@@ -37,6 +37,7 @@ from ..pgarrays import array_literal
 from ..states import SLA_STAGE_STATES as STAGE_STATES
 from ..states import CaseState
 from .cases import case_auto_close
+from .scores import record_events
 
 logger = logging.getLogger(__name__)
 
@@ -297,6 +298,8 @@ def _breach_batch(now: datetime, size: int, deadlines: _Deadlines, result: Sweep
                 )
             )
         _insert_events(events)
+        # One score update for the batch: arrivals and escalations away (docs/scores.md).
+        record_events((case.category_id, event) for case, event in zip(cases, events, strict=True))
         _save_cases(
             cases,
             [
