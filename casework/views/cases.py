@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import selectors
 from ..events import EventKind
 from ..models import Case
-from ..permissions import may_view_case
+from ..permissions import HANDLER, PARTNER, SUPERVISOR, VERIFIER, may_view_case, roles_of
 from ..services.privacy import record_personal_data_access
 from ..states import CaseState
 
@@ -21,7 +21,19 @@ SYSTEM_ACTOR = _("system")
 
 
 def home(request):
-    return redirect("casework:case_list")
+    """Send each person to where their work is: youth to their requests, staff to the
+    workbench, supervisors to the console, everyone else to the public statistics."""
+    user = request.user
+    if not user.is_authenticated:
+        return redirect("casework:public_stats")
+    if user.is_superuser:
+        return redirect("casework:case_list")
+    kinds = {role.role for role in roles_of(user)}
+    if SUPERVISOR in kinds:
+        return redirect("casework:supervisor")
+    if kinds & {HANDLER, VERIFIER, PARTNER}:
+        return redirect("casework:workbench")
+    return redirect("casework:youth_cases")
 
 
 @login_required

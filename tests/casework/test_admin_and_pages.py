@@ -164,3 +164,26 @@ def test_case_list_costs_the_same_queries_for_few_or_many_rows(seeded, client):
     many_rows, many_queries = queries_for("province_inspector")
     assert many_rows > few_rows
     assert many_queries == few_queries
+
+
+@pytest.mark.parametrize(
+    ("who", "landing"),
+    [
+        ("youth", "/my/"),
+        ("handler", "/work/"),
+        ("verifier", "/work/"),
+        ("partner_staff", "/work/"),
+        ("city_supervisor", "/supervise/"),
+    ],
+)
+def test_home_sends_each_person_to_their_work(tree, client, who, landing):
+    client.force_login(getattr(tree, who))
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == landing
+
+
+def test_home_sends_anonymous_visitors_to_the_public_statistics(db, client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/stats/"
