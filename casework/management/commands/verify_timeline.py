@@ -48,7 +48,7 @@ class Command(BaseCommand):
                         f"(id {problem.event_id}) is broken: {problem.problem}"
                     )
             checked += len(batch)
-            if case is None:
+            if case is None and self.stdout.isatty():
                 self.stdout.write(f"checked {checked} cases", ending="\r")
         if broken:
             raise CommandError(
