@@ -196,3 +196,31 @@ def test_output_lists_every_user_with_the_password():
 
 def test_the_default_password_works(seeded):
     assert authenticate(username="chen_xiaoyu", password=demo.DEFAULT_PASSWORD) is not None
+
+
+@pytest.mark.parametrize(
+    "username",
+    [
+        "chen_xiaoyu",
+        "liu_laoshi",
+        "huang_shegong",
+        "haizhu_edu",
+        "zhou_shuji",
+        "province_inspector",
+    ],
+)
+def test_every_role_of_the_demo_has_an_inapp_inbox_with_items(seeded, client, username):
+    # given the seeded demo, its outbox delivered as the demo's background loop does
+    # (inside this module's rolled-back transaction nothing is delivered on commit)
+    from notifications.models import InboxItem, Notification
+    from notifications.services import deliver_many
+
+    deliver_many(list(Notification.objects.values_list("pk", flat=True)))
+    # when each role's demo person opens the in-app inbox
+    user = User.objects.get(username=username)
+    client.force_login(user)
+    response = client.get("/notifications/")
+    # then it works and shows what the demo's cases told them
+    assert response.status_code == 200
+    assert InboxItem.objects.filter(user=user).exists()
+    assert response.context["page"].paginator.count == InboxItem.objects.filter(user=user).count()
