@@ -24,7 +24,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from ._common import emit, progress
-from .sweep import _maintenance_url, build_tree, copy_model_rows, recreate_database, setup_django
+from .sweep import (
+    _maintenance_url,
+    build_tree,
+    copy_model_rows,
+    load_org_tree,
+    recreate_database,
+    setup_django,
+)
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_scores"
 SOLVED = ("solved", "partly", "not_solved")
@@ -50,21 +57,7 @@ def load(ratings: int, orgs: int, now: datetime) -> None:
     )
 
     tree = tree_for(orgs)
-    progress(f"loading {len(tree)} organisations")
-    with transaction.atomic():
-        copy_model_rows(
-            Organisation,
-            {"kind": "league", "capacity": 100000, "is_active": True, "routes_by_region": True},
-            len(tree),
-            lambda i: {
-                "path": tree[i][0],
-                "depth": tree[i][1],
-                "numchild": tree[i][2],
-                "level": tree[i][1],
-                "region_code": tree[i][3],
-                "name": f"org {tree[i][0]}",
-            },
-        )
+    load_org_tree(tree)
     rows = list(Organisation.objects.order_by("path").values_list("pk", "path"))
     org_ids = [pk for pk, _ in rows]
     by_path = {path: pk for pk, path in rows}

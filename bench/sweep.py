@@ -187,15 +187,12 @@ def build_tree(cities: int, districts: int, branches: int) -> list[tuple[str, in
     return nodes
 
 
-def load_project(cases: int, now: datetime) -> dict:
-    """Organisations, staff, youth, cases and flow tasks in the project's tables."""
-    from django.db import connection, transaction
+def load_org_tree(tree: list[tuple[str, int, int, str]]) -> None:
+    """COPY the organisation tree built by ``build_tree`` into the project's table."""
+    from django.db import transaction
 
-    from casework.models import Case, Category, Membership, Organisation, User
-    from workflows.flows import CaseFlow
-    from workflows.models import CaseProcess, CaseTask
+    from casework.models import Organisation
 
-    tree = build_tree(cities=21, districts=10, branches=23)
     progress(f"loading {len(tree)} organisations")
     with transaction.atomic():
         copy_model_rows(
@@ -211,6 +208,18 @@ def load_project(cases: int, now: datetime) -> dict:
                 "name": f"org {tree[i][0]}",
             },
         )
+
+
+def load_project(cases: int, now: datetime) -> dict:
+    """Organisations, staff, youth, cases and flow tasks in the project's tables."""
+    from django.db import connection, transaction
+
+    from casework.models import Case, Category, Membership, Organisation, User
+    from workflows.flows import CaseFlow
+    from workflows.models import CaseProcess, CaseTask
+
+    tree = build_tree(cities=21, districts=10, branches=23)
+    load_org_tree(tree)
     org_ids = list(Organisation.objects.order_by("path").values_list("pk", flat=True))
     org_levels = list(Organisation.objects.order_by("path").values_list("level", flat=True))
     staff = len(org_ids)
