@@ -23,6 +23,7 @@ from .models import (
     User,
     Verification,
 )
+from .services import privacy
 
 
 class ReadOnlyAdminMixin:
@@ -93,8 +94,19 @@ class UserAdmin(BaseUserAdmin):
         (_("Casework"), {"fields": ("display_name", "region_code")}),
     )
     list_display = ["username", "display_name", "region_code", "is_staff", "is_active"]
-    search_fields = ["username"]  # name, e-mail and phone are encrypted: not searchable
+    # Name, e-mail and phone are encrypted: they are found by an exact value
+    # (case and spaces ignored) through their search digests, the username by part.
+    search_fields = ["username"]
+    search_help_text = _(
+        "Part of a username, or a person's exact name, e-mail address or phone number."
+    )
     inlines = [MembershipInline]
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            found |= queryset.filter(pk__in=privacy.find_people(search_term).values("pk"))
+        return found, may_have_duplicates
 
 
 class CaseEventInline(ReadOnlyAdminMixin, admin.TabularInline):

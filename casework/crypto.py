@@ -15,6 +15,9 @@ nothing. Empty values stay empty (so "has a phone?" is still answerable).
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import hmac
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -22,8 +25,9 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django import forms
 from django.conf import settings
-from django.core.exceptions import FieldError, ImproperlyConfigured
+from django.core.exceptions import FieldError, ImproperlyConfigured, ValidationError
 from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
 
 # A Fernet token: version byte 0x80 (base64 "gAAAAA...") and at least 73 bytes.
 _TOKEN_RE = re.compile(r"^gAAAAA[A-Za-z0-9_\-]{90,}={0,2}$")
@@ -129,6 +133,55 @@ class EncryptedEmailField(EncryptedCharField):
     def formfield(self, **kwargs):
         kwargs.setdefault("form_class", forms.EmailField)
         return super().formfield(**kwargs)
+
+
+class EncryptedDateField(EncryptedTextField):
+    """A date stored as an encrypted ISO string; reads give back a ``date``.
+
+    Like every encrypted column it cannot be filtered or ordered in SQL: the
+    code derives what it needs (the age, the minor flag) in Python.
+    """
+
+    description = "Date encrypted at rest"
+
+    def from_db_value(self, value, expression, connection):
+        return self.to_python(decrypt(value))
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if isinstance(value, datetime.date):
+            return value
+        try:
+            return datetime.date.fromisoformat(str(value)[:10])
+        except ValueError as exc:
+            raise ValidationError(_("Enter a valid date."), code="invalid") from exc
+
+    def get_prep_value(self, value):
+        value = self.to_python(value)
+        return None if value is None else encrypt(value.isoformat())
+
+    def value_to_string(self, obj):
+        value = self.value_from_object(obj)
+        return "" if value is None else value.isoformat()
+
+    def formfield(self, **kwargs):
+        kwargs.setdefault("form_class", forms.DateField)
+        return models.Field.formfield(self, **kwargs)
+
+
+def search_digest(value: str | None) -> str:
+    """A keyed digest of a normalised value, for exact-match search of encrypted fields.
+
+    HMAC-SHA256 under ``SEARCH_DIGEST_KEY`` (its own secret, not an encryption key,
+    so rotating the encryption keys leaves the digests valid). Case and spaces are
+    ignored, so "Chen Xiaoyu " finds "chen xiaoyu". Empty values digest to "".
+    """
+    normal = "".join((value or "").split()).casefold()
+    if not normal:
+        return ""
+    key = settings.SEARCH_DIGEST_KEY
+    return hmac.new(key.encode("utf-8"), normal.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def encrypted_fields(model) -> list[str]:

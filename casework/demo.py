@@ -422,7 +422,10 @@ def ensure_people(
         if created and spec.age is not None and spec.age < 14:
             # Under 14: a guardian's consent is on record before any request (docs/privacy.md).
             services.record_guardian_consent(
-                youth=user, guardian_name="监护人", relationship="母亲", method="written",
+                youth=user,
+                guardian_name="监护人",
+                relationship="母亲",
+                method="written",
                 actor=None,
             )
         for org_name, role in spec.roles:

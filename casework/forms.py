@@ -11,7 +11,6 @@ import datetime
 
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import Case, Category, GuardianConsent, Organisation, Rating, Region, User
@@ -62,6 +61,15 @@ class VersionedForm(PlainLabels, forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0, max_value=2**31 - 1)
 
 
+def real_birth_date(born: datetime.date) -> datetime.date:
+    from .services.privacy import birth_date_problem
+
+    problem = birth_date_problem(born)
+    if problem:
+        raise forms.ValidationError(problem)
+    return born
+
+
 class RegistrationForm(PlainLabels, UserCreationForm):
     """Sign-up: a username, a password, a display name, a birth date and a region only."""
 
@@ -86,13 +94,20 @@ class RegistrationForm(PlainLabels, UserCreationForm):
         self.fields["region_code"].choices = [("", "—"), *district_choices()]
 
     def clean_birth_date(self):
-        born = self.cleaned_data["birth_date"]
-        today = timezone.localdate()
-        if born > today:
-            raise forms.ValidationError(_("A birth date cannot be in the future."))
-        if born < today - datetime.timedelta(days=365 * 120):
-            raise forms.ValidationError(_("Enter a real birth date."))
-        return born
+        return real_birth_date(self.cleaned_data["birth_date"])
+
+
+class BirthDateForm(PlainLabels, forms.Form):
+    """The one question asked before the request form of a youth with no birth date."""
+
+    birth_date = forms.DateField(
+        label=_("Birth date"),
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Young people under 14 need a guardian's consent to ask for help."),
+    )
+
+    def clean_birth_date(self):
+        return real_birth_date(self.cleaned_data["birth_date"])
 
 
 class CaseRequestForm(PlainLabels, forms.Form):

@@ -16,7 +16,13 @@ from django_fsm import GET_STATE, FSMField, FSMModelMixin, transition
 from treebeard.mp_tree import MP_Node
 
 from . import permissions
-from .crypto import EncryptedCharField, EncryptedEmailField, EncryptedTextField
+from .crypto import (
+    EncryptedCharField,
+    EncryptedDateField,
+    EncryptedEmailField,
+    EncryptedTextField,
+    search_digest,
+)
 from .states import OPEN_STATES, PAUSABLE_STATES, SLA_STAGE_STATES, CaseState
 
 
@@ -30,7 +36,12 @@ class User(AbstractUser):
     display_name = EncryptedCharField(_("display name"), max_length=60, blank=True)
     email = EncryptedEmailField(_("email address"), max_length=254, blank=True)
     phone = EncryptedCharField(_("phone"), max_length=32, blank=True)
-    birth_date = models.DateField(_("birth date"), null=True, blank=True)
+    birth_date = EncryptedDateField(_("birth date"), null=True, blank=True)
+    # Keyed digests of the normalised name, e-mail and phone, so an administrator
+    # can find a person by an exact value although the values are encrypted.
+    name_digest = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    email_digest = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    phone_digest = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     region_code = models.CharField(_("region code"), max_length=12, blank=True)
     requires_2fa = models.BooleanField(
         _("requires two-factor sign-in"),
@@ -45,6 +56,16 @@ class User(AbstractUser):
 
     def __str__(self):
         return self.display_name or self.username
+
+    SEARCHABLE = {"display_name": "name_digest", "email": "email_digest", "phone": "phone_digest"}
+
+    def save(self, *args, **kwargs):
+        for field, digest in self.SEARCHABLE.items():
+            setattr(self, digest, search_digest(getattr(self, field)))
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and set(update_fields) & set(self.SEARCHABLE):
+            kwargs["update_fields"] = {*update_fields, *self.SEARCHABLE.values()}
+        super().save(*args, **kwargs)
 
 
 class Region(models.Model):

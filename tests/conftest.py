@@ -57,7 +57,6 @@ def _fixture_teardown_past_triggers(self):
 TransactionTestCase._fixture_teardown = _fixture_teardown_past_triggers
 
 
-
 # The catalogues are compiled, and the site speaks Chinese by default. Tests compare
 # messages in English: code outside a request runs in English, and the test client asks
 # for English pages. tests/test_i18n.py checks the Chinese default with a bare Client.
@@ -71,6 +70,7 @@ def _english_messages():
 def client(client):
     client.defaults.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
     return client
+
 
 @dataclass
 class Tree:

@@ -1,5 +1,7 @@
 """factory_boy factories; the organisation tree is built through treebeard's API."""
 
+import datetime
+
 import factory
 from factory.django import DjangoModelFactory
 
@@ -14,6 +16,8 @@ class UserFactory(DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     display_name = factory.Sequence(lambda n: f"测试用户{n}")
+    # An adult unless a test says otherwise: the request form needs a known age.
+    birth_date = factory.LazyFunction(lambda: datetime.date.today().replace(year=2000))
     password = factory.django.Password("pass-1234")
 
 

@@ -239,6 +239,11 @@ class CaseSubmitSerializer(StrictInput):
         queryset=Organisation.objects.all(), required=False, allow_null=True
     )
     is_public = serializers.BooleanField(default=True)
+    birth_date = serializers.DateField(
+        required=False,
+        help_text="The youth's birth date, when their profile has none yet (needed once: "
+        "under 14 a guardian's consent comes first).",
+    )
 
 
 class EventSerializer(serializers.ModelSerializer):

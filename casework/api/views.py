@@ -23,6 +23,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from casework.services import privacy
 from casework.services.privacy import record_personal_data_access
 
 from .. import permissions, services
@@ -207,7 +208,11 @@ class CaseList(generics.ListCreateAPIView):
     def post(self, request, *args, **kwargs):
         data = serializers.CaseSubmitSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        case = services.case_submit(youth=request.user, **data.validated_data)
+        fields = dict(data.validated_data)
+        born = fields.pop("birth_date", None)
+        if born is not None:
+            request.user = privacy.declare_birth_date(user=request.user, born=born)
+        case = services.case_submit(youth=request.user, **fields)
         case = selectors.case_for(request.user, case.reference)
         return case_response(request, case, http_status=status.HTTP_201_CREATED)
 

@@ -64,8 +64,9 @@ def case_submit(
         raise ValidationFailed(field_errors=errors)
     if youth is None or not youth.is_authenticated:
         raise NotPermitted(_("Sign in to ask for help."))
-    from .privacy import require_guardian_consent
+    from .privacy import require_guardian_consent, require_known_age
 
+    require_known_age(youth)  # the consent rule needs the youth's age
     require_guardian_consent(youth)  # under 14: a guardian's recorded consent first
 
     with transaction.atomic():

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .. import permissions
+from ..crypto import search_digest
 from ..errors import InvalidTransition, NotPermitted, ValidationFailed
 from ..models import (
     AccessLog,
@@ -86,6 +87,97 @@ def active_guardian_consent(user: User) -> GuardianConsent | None:
         .order_by("-given_at")
         .first()
     )
+
+
+def refresh_search_digests(*, batch_size: int = 500) -> int:
+    """Recompute every person's search digests (after the digest key changed)."""
+    done, last_pk = 0, 0
+    fields = list(User.SEARCHABLE)
+    while True:
+        people = list(
+            User.objects.filter(pk__gt=last_pk).order_by("pk").only("pk", *fields)[:batch_size]
+        )
+        if not people:
+            return done
+        with transaction.atomic():
+            for person in people:
+                User.objects.filter(pk=person.pk).update(
+                    **{d: search_digest(getattr(person, f)) for f, d in User.SEARCHABLE.items()}
+                )
+        done += len(people)
+        last_pk = people[-1].pk
+
+
+def find_people(term: str):
+    """People whose name, e-mail or phone is exactly ``term`` (case and spaces ignored)."""
+    digest = search_digest(term)
+    if not digest:
+        return User.objects.none()
+    return User.objects.filter(
+        Q(name_digest=digest) | Q(email_digest=digest) | Q(phone_digest=digest)
+    )
+
+
+def is_youth_account(user: User) -> bool:
+    """A person who asks for help for themself: no staff role, no integration key."""
+    from ..models import Open311Key
+
+    if user.is_staff or user.is_superuser or permissions.roles_of(user):
+        return False
+    return not Open311Key.objects.filter(account=user).exists()
+
+
+def birth_date_problem(born: date, today: date | None = None) -> str | None:
+    """Why ``born`` cannot be a birth date, or None when it can."""
+    today = today or timezone.localdate()
+    if born > today:
+        return str(_("A birth date cannot be in the future."))
+    if born < today.replace(year=today.year - 120):
+        return str(_("Enter a real birth date."))
+    return None
+
+
+def declare_birth_date(*, user: User, born: date) -> User:
+    """Record the birth date of a person who has none yet.
+
+    Giving the recorded date again is fine; a different one is refused: an
+    administrator corrects a wrong date, so the consent rule cannot be talked around.
+    """
+    problem = birth_date_problem(born)
+    if problem:
+        raise ValidationFailed(field_errors={"birth_date": [problem]})
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.birth_date == born:
+            return user
+        if user.birth_date is not None:
+            raise ValidationFailed(
+                field_errors={
+                    "birth_date": [str(_("A different birth date is already recorded for you."))]
+                }
+            )
+        user.birth_date = born
+        user.save(update_fields=["birth_date"])
+    return user
+
+
+def require_known_age(youth: User) -> None:
+    """A youth must tell us their birth date before asking, so the consent rule can apply."""
+    if youth.birth_date is None and is_youth_account(youth):
+        raise ValidationFailed(
+            _("Tell us your birth date before asking for help."),
+            field_errors={
+                "birth_date": [
+                    str(
+                        _(
+                            "Your birth date is needed: people under %(age)d need a "
+                            "guardian's consent first."
+                        )
+                        % {"age": settings.PRIVACY_GUARDIAN_CONSENT_UNDER}
+                    )
+                ]
+            },
+        )
 
 
 def require_guardian_consent(youth: User) -> None:
@@ -375,6 +467,9 @@ def _anonymise_user(user: User, now: datetime) -> None:
         last_name="",
         email="",
         phone="",
+        name_digest="",
+        email_digest="",
+        phone_digest="",
         birth_date=None,
         password="!",  # unusable: nobody can sign in as an erased youth
         is_active=False,

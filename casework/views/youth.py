@@ -171,6 +171,8 @@ def my_cases(request):
 @login_required
 def new_case(request):
     """Ask for help ("找帮助"). Without JavaScript, "update choices" reloads the pickers."""
+    if needs_birth_date(request.user):
+        return redirect("casework:youth_birth_date")
     if needs_guardian_consent(request.user):
         return redirect("casework:youth_consent")
     refreshing = request.method == "POST" and "refresh" in request.POST
@@ -218,6 +220,30 @@ def _initial_region(user) -> dict:
     if region.level == Region.Level.CITY:
         return {"province": region.parent_id, "city": code}
     return {"province": code}
+
+
+def needs_birth_date(user) -> bool:
+    """A youth with no birth date on record (an account made by an administrator)."""
+    return user.birth_date is None and privacy.is_youth_account(user)
+
+
+@login_required
+def birth_date(request):
+    """Asked once, before the request form, of a youth whose birth date is not known."""
+    if not needs_birth_date(request.user):
+        return redirect("casework:youth_new")
+    form = youth_forms.BirthDateForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                privacy.declare_birth_date(user=request.user, born=form.cleaned_data["birth_date"])
+            except CaseworkError as error:
+                apply_errors(form, error)
+            else:
+                return redirect("casework:youth_new")
+        status = 400
+    return render(request, "casework/youth/birth_date.html", {"form": form}, status=status)
 
 
 @login_required
@@ -483,6 +509,7 @@ urlpatterns = [
     path("my/", my_cases, name="youth_cases"),
     path("my/new/", new_case, name="youth_new"),
     path("my/new/consent/", guardian_consent, name="youth_consent"),
+    path("my/new/birth-date/", birth_date, name="youth_birth_date"),
     path("my/regions/", regions, name="youth_regions"),
     path("my/organisations/", org_search, name="youth_org_search"),
     path("my/cases/<str:reference>/", case_page, name="youth_case"),

@@ -8,7 +8,7 @@ import os
 import sys
 from datetime import timedelta
 
-from .base import DEBUG, INSTALLED_APPS, MIDDLEWARE
+from .base import DEBUG, INSTALLED_APPS, MIDDLEWARE, SECRET_KEY
 from .celery import CELERY_BEAT_SCHEDULE
 
 # --- encryption at rest -------------------------------------------------------
@@ -48,6 +48,14 @@ def _check_field_keys(keys: list[str]) -> None:
                 "(python manage.py rotate_keys --new-key prints one)."
             ) from None
 
+
+# The key of the search digests (casework.crypto.search_digest) that let an
+# administrator find a person by exact name, e-mail or phone. Its own secret:
+# rotating the encryption keys leaves it alone. Unset, it is derived from
+# SECRET_KEY; after changing either, `rotate_keys` recomputes the digests.
+SEARCH_DIGEST_KEY = os.environ.get("SEARCH_DIGEST_KEY", "").strip() or (
+    "search-digest:" + SECRET_KEY
+)
 
 # --- who is a minor, and who needs a guardian's consent -----------------------
 PRIVACY_MINOR_AGE = 18

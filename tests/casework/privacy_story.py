@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import date
 
 from django.urls import reverse
-from django.utils import timezone
 
 from casework import services
 from casework.models import Case, CoordinationTask
@@ -32,6 +31,8 @@ SECRETS = {
     "note": "结果说明秘密NT63",
     "feedback": "反馈秘密FB39",
     "comment": "评价秘密CM55",
+    # An ordinary-looking day no calendar row holds: a 12- or 13-year-old's birthday.
+    "birth_date": f"{date.today().year - 13}-11-23",
 }
 
 
@@ -40,7 +41,7 @@ def run_story(tree, client=None) -> Case:
     s = SECRETS
     youth = tree.youth
     youth.display_name, youth.phone, youth.email = s["name"], s["phone"], s["email"]
-    youth.birth_date = date(timezone.localdate().year - 13, 1, 1)
+    youth.birth_date = date.fromisoformat(s["birth_date"])
     youth.save()
     services.record_guardian_consent(
         youth=youth, guardian_name=s["guardian"], relationship="母亲", method="phone", actor=youth

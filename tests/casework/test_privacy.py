@@ -489,3 +489,118 @@ def test_erasing_needs_the_confirmation_box(tree, client):
     client.force_login(tree.youth)
     assert client.post(reverse("casework:my_data_erase"), {}).status_code == 400
     assert User.objects.get(pk=tree.youth.pk).erased_at is None
+
+
+# --- a known age, encrypted birth dates, finding people ------------------------------
+
+
+def test_a_youth_with_no_birth_date_is_asked_for_it_before_submitting(tree):
+    youth = with_profile(tree.youth, birth_date=None)
+    # when she submits with no birth date on record, she is told why it is needed
+    with pytest.raises(ValidationFailed) as refused:
+        submit(tree, youth=youth)
+    assert "birth_date" in refused.value.field_errors
+    assert not Case.objects.filter(youth=youth).exists()
+    # and once she says she is 12, the consent rule applies as usual
+    youth = privacy.declare_birth_date(user=youth, born=years_ago(12))
+    with pytest.raises(NotPermitted):
+        submit(tree, youth=youth)
+
+
+def test_the_request_form_asks_a_youth_with_no_birth_date_then_the_consent(tree, client):
+    youth = with_profile(tree.youth, birth_date=None)
+    client.force_login(youth)
+    page = client.get(reverse("casework:youth_new"))
+    assert page.status_code == 302 and page.url == reverse("casework:youth_birth_date")
+    # a date in the future is refused, and what was typed is kept
+    future = (timezone.localdate() + timedelta(days=3)).isoformat()
+    answer = client.post(reverse("casework:youth_birth_date"), {"birth_date": future})
+    assert answer.status_code == 400 and future in answer.content.decode()
+    # a 12-year-old goes on to the guardian-consent step
+    answer = client.post(
+        reverse("casework:youth_birth_date"), {"birth_date": years_ago(12).isoformat()}
+    )
+    assert answer.status_code == 302
+    assert client.get(reverse("casework:youth_new")).url == reverse("casework:youth_consent")
+    youth.refresh_from_db()
+    assert youth.birth_date == years_ago(12)
+
+
+def test_the_api_takes_the_birth_date_with_the_first_request(tree):
+    from rest_framework.test import APIClient
+
+    youth = with_profile(tree.youth, birth_date=None)
+    api = APIClient()
+    api.force_authenticate(youth)
+    request = {
+        "category": "study",
+        "region_code": "440105",
+        "title": "作业太多",
+        "description": "每天写到半夜",
+    }
+    refused = api.post("/api/cases/", request, format="json")
+    assert refused.status_code == 400 and "birth_date" in refused.json()["field_errors"]
+    done = api.post(
+        "/api/cases/", {**request, "birth_date": years_ago(16).isoformat()}, format="json"
+    )
+    assert done.status_code == 201
+    # a different date afterwards is refused, not silently taken
+    again = api.post(
+        "/api/cases/", {**request, "birth_date": years_ago(10).isoformat()}, format="json"
+    )
+    assert again.status_code == 400 and "birth_date" in again.json()["field_errors"]
+    youth.refresh_from_db()
+    assert youth.birth_date == years_ago(16)
+
+
+def test_staff_and_integration_accounts_need_no_birth_date(tree):
+    staff = with_profile(tree.handler, birth_date=None)
+    assert not privacy.is_youth_account(staff)
+    assert privacy.is_youth_account(tree.youth)
+
+
+def test_the_birth_date_is_stored_encrypted_and_read_back_as_a_date(tree):
+    youth = with_profile(tree.youth, birth_date=date(2012, 7, 19))
+    stored = raw("casework_user", "birth_date", youth.pk)
+    assert "2012" not in stored and crypto.looks_encrypted(stored)
+    youth.refresh_from_db()
+    assert youth.birth_date == date(2012, 7, 19)
+    assert privacy.is_minor(youth) is True
+
+
+def test_people_are_found_by_exact_name_email_or_phone_though_encrypted(tree):
+    youth = with_profile(tree.youth, display_name="陈 小雨", email="Xiaoyu@Example.org")
+    youth.phone = "139 1234 5678"
+    youth.save(update_fields=["phone"])
+    for term in ("陈小雨", "xiaoyu@example.org", "13912345678"):
+        assert list(privacy.find_people(term)) == [youth], term
+    assert not privacy.find_people("陈小").exists()
+    assert not privacy.find_people("  ").exists()
+    stored = raw("casework_user", "email_digest", youth.pk)
+    assert "xiaoyu" not in stored.lower() and len(stored) == 64
+
+
+def test_the_admin_finds_a_person_by_exact_email(tree, client):
+    with_profile(tree.youth, email="find.me@example.org")
+    admin_user = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+    page = client.get(reverse("admin:casework_user_changelist"), {"q": "Find.Me@example.org"})
+    assert page.status_code == 200
+    assert page.context["cl"].result_count == 1
+    assert list(page.context["cl"].result_list) == [tree.youth]
+
+
+def test_erasure_clears_the_search_digests(tree):
+    youth = with_profile(tree.youth, email="gone@example.org")
+    privacy.erase_personal_data(youth=youth, actor=youth)
+    youth.refresh_from_db()
+    assert youth.email_digest == youth.name_digest == youth.phone_digest == ""
+    assert not privacy.find_people("gone@example.org").exists()
+
+
+def test_rotate_keys_recomputes_the_search_digests(tree, settings):
+    with_profile(tree.youth, email="rotate.me@example.org")
+    settings.SEARCH_DIGEST_KEY = "another-digest-key"
+    assert not privacy.find_people("rotate.me@example.org").exists()
+    call_command("rotate_keys", "--no-progress", stdout=io.StringIO(), stderr=io.StringIO())
+    assert list(privacy.find_people("rotate.me@example.org")) == [tree.youth]

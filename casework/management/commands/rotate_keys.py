@@ -4,6 +4,9 @@ Rotation: put the new key first (keep the old ones after it), run this command,
 then drop the old keys. Batches of --batch-size rows, one transaction each, in
 primary key order; an interrupted run can be started again. Progress goes to
 stderr as a bar per table; no value is ever printed.
+
+It also recomputes the search digests of people's names and contact details
+(needed after a change of SEARCH_DIGEST_KEY, or of the SECRET_KEY it derives from).
 """
 
 from django.apps import apps
@@ -43,4 +46,8 @@ class Command(BaseCommand):
                 )
             total += done
             self.stdout.write(f"{label}: {done} rows ({', '.join(fields)})")
+        from casework.services.privacy import refresh_search_digests
+
+        digests = refresh_search_digests(batch_size=batch_size)
+        self.stdout.write(f"Search digests recomputed for {digests} people.")
         self.stdout.write(self.style.SUCCESS(f"Re-encrypted {total} rows."))
