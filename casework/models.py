@@ -522,7 +522,8 @@ class CaseEvent(models.Model):
     leaves every hash intact.
     """
 
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
+    # db_index=False: the unique (case, seq) index serves every lookup by case.
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events", db_index=False)
     seq = models.PositiveIntegerField()
     kind = models.CharField(max_length=40)
     from_state = models.CharField(max_length=20, blank=True)
