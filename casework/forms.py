@@ -160,7 +160,8 @@ class CaseRequestForm(PlainLabels, forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        data = self.data if self.is_bound else {}
+        # The pickers offer the regions under what was posted, or under the initial choice.
+        data = self.data if self.is_bound else self.initial
         province = _code(data.get("province")) or self._default_province()
         city = _code(data.get("city"))
         self.fields["province"].choices = [("", "—"), *region_choices(None, 1)]

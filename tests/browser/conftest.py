@@ -7,9 +7,10 @@ Chromium at ``CHROMIUM`` (default ``/usr/bin/chromium``, Debian's ``chromium``
 package). Without it, or without the ``playwright`` package, the tests skip on a
 developer's machine and fail in CI (``CI=true``).
 
-Fixtures: ``browser`` (one Chromium for the session), ``open_page(username=None)``
+Fixtures: ``browser`` (a Chromium for the test), ``open_page(username=None)``
 (a fresh page with its own cookies, at phone width in zh-Hans, signed in through
 the login page when a username is given) and ``page`` (an anonymous one).
+Notifications are delivered in-process (eager Celery), as ``make demo`` does.
 Helpers (``zh``, ``login``, ``submit``, ``shot``, ``assert_fits``): tests/browser/harness.py.
 """
 
@@ -19,6 +20,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from .harness import CHROMIUM, CHROMIUM_ARGS, IN_CI, PASSWORD, PHONE, TIMEOUT_MS, login
 
@@ -49,8 +51,28 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
+def _notifications_in_process():
+    """Deliver notifications in the server process, as ``make demo`` does (no worker here)."""
+    from celery import current_app
+
+    conf = current_app.conf
+    before = conf.task_always_eager
+    conf.task_always_eager = True
+    yield
+    conf.task_always_eager = before
+
+
+@pytest.fixture
 def browser():
+    """A Chromium for this test.
+
+    Per test, not per session: while Playwright's sync API is running, its event loop
+    runs in this thread, and Django then gives the thread's ORM calls a connection of
+    their own (asgiref's Local). Started after the test database is set up and stopped
+    before it is flushed, the browser leaves those steps to the thread's usual
+    connection, which is the one that restores the data migrations' rows.
+    """
     reason = _missing()
     if reason:
         if IN_CI:
@@ -58,8 +80,11 @@ def browser():
         pytest.skip(reason)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+            connections.close_all()  # the connections opened while the loop ran
 
 
 @pytest.fixture
