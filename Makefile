@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv demo test lint format clean background workers
+.PHONY: venv demo test lint format clean background workers prod-smoke
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ demo: venv
 ## DATABASE_URL and CELERY_BROKER_URL are set, as CI does)
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make prod-smoke: the Procfile's production stack (gunicorn, a Celery worker per queue,
+## beat) on a fresh PostgreSQL database of its own and local Redis, driven end to end
+## through HTTP, checked in the database, then stopped and dropped (scripts/prod_smoke.py)
+prod-smoke: venv
+	$(PY) scripts/prod_smoke.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

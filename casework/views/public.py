@@ -15,6 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
+from config.db_router import use_replica
+
 from ..events import EventKind
 from ..models import Case, Category, Region
 from ..public import public_queryset, public_view, region_names_for
@@ -68,6 +70,7 @@ def _steps(stage: str, in_progress: bool) -> list[dict]:
 
 @require_GET
 @cache_control(private=True, no_store=True)
+@use_replica
 def case_progress(request, token: str):
     """A case's public progress page: redacted, never indexed, sends no referrer."""
     if len(token) > TOKEN_MAX or not TOKEN_RE.fullmatch(token):
@@ -124,6 +127,7 @@ def _category_label(code: str, name: str) -> str:
 
 
 @require_GET
+@use_replica
 def statistics(request):
     """Platform-wide figures: cases by stage, category and city; on-time rate; ratings."""
     stats = public_stats()

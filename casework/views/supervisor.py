@@ -23,6 +23,8 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
+from config.db_router import use_replica
+
 from .. import permissions, selectors
 from ..events import EventKind
 from ..models import Case, Category, Organisation
@@ -190,6 +192,7 @@ def _percent(rate: float | None) -> str:
 
 
 @login_required
+@use_replica
 def dashboard(request):
     """Open cases by stage, overdue cases, escalations, per-organisation rates, trends."""
     scope, form = _scope(request)
