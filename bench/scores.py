@@ -8,11 +8,14 @@ case in ten) and their attribution rows. Then, in the same run:
 
 - one SQL aggregate over the same rows (attribution × ratings, by organisation):
   the machine's reference;
-- the full recompute (``recompute_scores``), and the ratio reference / recompute;
+- the full recompute (``recompute_scores``, with the day's trend snapshot, as the
+  nightly task runs it; the JSON line also gives the two parts), and the ratio
+  reference / recompute;
 - the incremental update of one rating (``record_rating``, in its own
   transaction, as ``case_rate`` and ``rating_edit`` run it): p50 / p95 / max.
 
-Each result is one JSON line on stdout; progress goes to stderr.
+Each result is one JSON line on stdout, with the machine's load average at its end;
+progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -239,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.now(UTC)
     if not args.reuse:
         load(args.ratings, args.orgs, now)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # statistics a new migration may have added
 
     from casework.models import Case, Organisation, Rating, ScoreState
     from casework.services.scores import rating_values, recompute_scores, record_rating
@@ -252,18 +258,30 @@ def main(argv: list[str] | None = None) -> int:
             cursor.fetchall()
         return time.perf_counter() - started
 
+    parts: list[tuple[float, float]] = []
+
     def recompute() -> float:
         started = time.perf_counter()
-        recompute_scores()
-        return time.perf_counter() - started
+        marks: dict[str, float] = {}
+
+        def step(name: str, done: int, total: int) -> None:
+            if name == "aggregate" and done == total:
+                marks["scores"] = time.perf_counter() - started
+
+        recompute_scores(progress=step)
+        elapsed = time.perf_counter() - started
+        parts.append((marks["scores"], elapsed - marks["scores"]))
+        return elapsed
 
     progress("warming up: reference and recompute once each")
     reference()
     recompute()
     progress("timing")
     ref_runs = [reference() for _ in range(3)]
+    parts.clear()
     full_runs = [recompute() for _ in range(3)]
     ref, full = min(ref_runs), min(full_runs)
+    best = full_runs.index(full)
     emit(
         bench="scores",
         metric="full_recompute",
@@ -271,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         orgs=orgs,
         score_rows=ScoreState.objects.count(),
         recompute_seconds=round(full, 3),
+        # of which: the score rows (aggregate, write) and the day's trend snapshot
+        scores_seconds=round(parts[best][0], 3),
+        snapshot_seconds=round(parts[best][1], 3),
         reference_aggregate_seconds=round(ref, 3),
         ratio=round(ref / full, 3),
         ratio_target=0.2,
@@ -278,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             "recompute": [round(x, 3) for x in full_runs],
             "reference": [round(x, 3) for x in ref_runs],
         },
+        load_average=[round(x, 2) for x in os.getloadavg()],
     )
 
     progress(f"timing {args.updates} incremental updates")
@@ -319,5 +341,6 @@ def main(argv: list[str] | None = None) -> int:
         max_ms=round(every[-1], 3),
         p95_target_ms=5,
         commit_p50_ms=round(statistics.median(commits), 3),
+        load_average=[round(x, 2) for x in os.getloadavg()],
     )
     return 0

@@ -826,8 +826,9 @@ CACHE_FK = {"db_constraint": False, "db_index": False}
 class ScoreEpoch(models.Model):
     """The moment the recency weights of every ``ScoreState`` are scaled to (one row).
 
-    Weights are ``2 ** ((t - epoch) / half_life)``; the nightly recompute moves the
-    epoch to the present so they stay near 1 (docs/scores.md).
+    Weights are ``2 ** ((t - epoch) / half_life)``; only the nightly recompute moves the
+    epoch (to the present, so they stay near 1), under the exclusive scores advisory
+    lock. Writers read it without locking the row (docs/scores.md).
     """
 
     epoch = models.DateTimeField()
@@ -868,6 +869,9 @@ class ScoreState(models.Model):
     class Meta:
         verbose_name = _("score state")
         verbose_name_plural = _("score states")
+        # The platform's sums are read as the sum of the organisation rows (overall:
+        # category NULL, or one category).
+        indexes = [models.Index(fields=["category", "org"], name="scorestate_category_org_idx")]
 
     def __str__(self):
         return self.key

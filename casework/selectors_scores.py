@@ -17,7 +17,7 @@ from django.utils import timezone
 from . import permissions
 from . import scores as formulas
 from .models import Complaint, Membership, Organisation, ScoreSnapshot, ScoreState, User
-from .services.scores import current_epoch, org_key, platform_key, user_key, weights
+from .services.scores import current_epoch, org_key, platform_sums, user_key, weights
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def org_rankings(
     if level is not None:
         orgs = orgs.filter(level=level)
     subjects = list(orgs.order_by("pk").values_list("pk", "name", "level"))
-    platform = _read([platform_key(category_id)]).get(platform_key(category_id), formulas.Sums())
+    platform = platform_sums(category_id)
     return _rank(subjects, lambda s: org_key(s[0], category_id), platform, sort_by=sort_by)
 
 
@@ -136,7 +136,7 @@ def staff_rankings(user: User | None, *, sort_by: str = "evaluation") -> list[Ra
         "user_id", "user__username", "organisation__level"
     ).order_by("user_id"):
         seen.setdefault(user_id, (user_id, username, level))
-    platform = _read([platform_key()]).get(platform_key(), formulas.Sums())
+    platform = platform_sums()
     return _rank(list(seen.values()), lambda s: user_key(s[0]), platform, sort_by=sort_by)
 
 
@@ -150,13 +150,13 @@ def _members_under(paths: list[str]) -> Q:
 def org_scores(org: Organisation, *, category_id: int | None = None) -> formulas.Scores:
     """One organisation's scores now (no scoping: callers check who may see them)."""
     w = weights()
-    sums = _read([org_key(org.pk, category_id), platform_key(category_id)])
+    key = org_key(org.pk, category_id)
     decay = formulas.decay_to(
         timezone.now().timestamp(), current_epoch().timestamp(), w.half_life_seconds
     )
     return formulas.scores(
-        sums.get(org_key(org.pk, category_id), formulas.Sums()),
-        sums.get(platform_key(category_id), formulas.Sums()),
+        _read([key]).get(key, formulas.Sums()),
+        platform_sums(category_id),
         decay=decay,
         weights=w,
     )

@@ -3,10 +3,12 @@ the full recompute that must agree with them (docs/scores.md).
 
 Incremental: each rating, reopen, arrival or escalation becomes a few deltas to
 ``ScoreState`` rows (the organisation, the organisation in the case's category,
-the platform and the platform in the category, the staff members), written by
-one upsert statement. Full: a handful of SQL aggregates over the ratings, their
-attribution (``ScoreShare``) and the timeline rebuild every row, re-based to a
-new epoch, and write the day's snapshot for the trends.
+the staff members), written by one upsert statement under the shared form of the
+scores advisory lock: writers for different organisations share no row and no
+lock. The platform's sums are read as the sum of the organisation rows. Full:
+one ``INSERT … SELECT`` aggregates the ratings, their attribution
+(``ScoreShare``) and the timeline into every row, re-based to a new epoch, under
+the exclusive form of the lock; then the day's snapshot for the trends.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -37,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 # The kinds whose events move the index's counters.
 COUNTED_EVENT_KINDS = (*sorted(MOVE_KINDS), "disputed")
-PLATFORM = "platform"
 
 
 def weights() -> formulas.Weights:
@@ -84,6 +86,8 @@ def _ts(moment: datetime) -> float:
 
 # --- keys ------------------------------------------------------------------------
 
+STATE_COLUMNS = ["key", "org_id", "user_id", "category_id", *formulas.SUM_FIELDS]
+
 
 def org_key(org_id: int, category_id: int | None = None) -> str:
     return f"org:{org_id}" if category_id is None else f"org:{org_id}:cat:{category_id}"
@@ -91,10 +95,6 @@ def org_key(org_id: int, category_id: int | None = None) -> str:
 
 def user_key(user_id: int) -> str:
     return f"user:{user_id}"
-
-
-def platform_key(category_id: int | None = None) -> str:
-    return PLATFORM if category_id is None else f"{PLATFORM}:cat:{category_id}"
 
 
 def _subject(key: str) -> tuple[int | None, int | None, int | None]:
@@ -107,15 +107,14 @@ def _subject(key: str) -> tuple[int | None, int | None, int | None]:
 
 
 class Deltas(dict):
-    """key → Sums, with the platform rows following every organisation row."""
+    """key → Sums: an organisation's deltas go to its row and its row in the category.
+
+    No platform row is written: the platform's sums are the sum of the organisation
+    rows (``platform_sums``), so two writers for different organisations share no row.
+    """
 
     def add_org(self, org_id: int, category_id: int, sums: Sums, sign: float = 1.0) -> None:
-        for key in (
-            org_key(org_id),
-            org_key(org_id, category_id),
-            platform_key(),
-            platform_key(category_id),
-        ):
+        for key in (org_key(org_id), org_key(org_id, category_id)):
             self.setdefault(key, Sums()).add(sums, sign)
 
     def add_user(self, user_id: int, sums: Sums, sign: float = 1.0) -> None:
@@ -124,46 +123,104 @@ class Deltas(dict):
 
 # --- the epoch -----------------------------------------------------------------------
 
+# The advisory lock that keeps writers and the full recompute apart. Writers hold its
+# shared form (they never wait for each other), the recompute its exclusive form.
+SCORES_LOCK = 7_270_001
 
-def current_epoch(*, lock: bool = False) -> datetime:
+
+def hold_scores(*, exclusive: bool = False) -> None:
+    """Take the scores lock until the end of the transaction (PostgreSQL; SQLite has one
+    writer at a time anyway).
+
+    Shared: every incremental update, so the recompute waits for them and they wait for
+    it; exclusive: the recompute, which re-bases every row to a new epoch.
+    """
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [SCORES_LOCK])
+
+
+def _lock_statement() -> tuple[str, list] | None:
+    if connection.vendor != "postgresql":
+        return None
+    return "SELECT pg_advisory_xact_lock_shared(%s)", [SCORES_LOCK]
+
+
+def _epoch_sql(extra_columns: str = "", join: str = "") -> str:
+    return f"SELECT e.epoch{extra_columns} FROM {ScoreEpoch._meta.db_table} e {join} WHERE e.id = 1"
+
+
+def locked_epoch() -> datetime:
+    """For a writer: the shared lock, then the epoch (one round trip on PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return current_epoch()
+    rows = _run([_lock_statement(), (_epoch_sql(), [])], fetch=True)
+    return rows[0][0] if rows else current_epoch()
+
+
+def current_epoch() -> datetime:
     """The epoch the stored sums are scaled to; created at the first use.
 
-    ``lock`` serialises with the full recompute, which re-bases every row.
+    Only the full recompute moves it. A writer reads it after taking the shared lock
+    (``locked_epoch``), so it sees the epoch of the rows it is about to add to.
     """
-    query = ScoreEpoch.objects.filter(pk=1)
-    if lock:
-        query = query.select_for_update()
-    row = query.first()
+    row = ScoreEpoch.objects.filter(pk=1).values_list("epoch", flat=True).first()
     if row is None:
         ScoreEpoch.objects.get_or_create(pk=1, defaults={"epoch": timezone.now()})
-        row = query.first()
-    return row.epoch
+        row = ScoreEpoch.objects.filter(pk=1).values_list("epoch", flat=True).first()
+    return row
 
 
 # --- writing deltas --------------------------------------------------------------------
 
 
-def apply_deltas(deltas: dict[str, Sums]) -> None:
-    """Add the deltas to their rows in one statement (rows are created as needed).
+def _run(statements: list[tuple[str, list] | None], *, fetch: bool = False) -> list | None:
+    """Run the statements in order, in one round trip on PostgreSQL (psycopg2 sends them
+    as one string; each still reads the data committed before it starts), one by one
+    elsewhere. Returns the last statement's rows when ``fetch``.
+
+    A busy server answers every round trip late: the update of one rating is a few
+    small statements, and sending them together keeps its cost near one round trip.
+    """
+    statements = [statement for statement in statements if statement is not None]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "; ".join(sql for sql, _ in statements),
+                [param for _, params in statements for param in params],
+            )
+        else:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+        return cursor.fetchall() if fetch else None
+
+
+def upsert_statement(deltas: dict[str, Sums]) -> tuple[str, list] | None:
+    """One statement that adds the deltas to their rows (creating rows as needed).
 
     Keys in sorted order, so two writers lock shared rows in the same order.
     """
     rows = [(key, deltas[key]) for key in sorted(deltas)]
     if not rows:
-        return
+        return None
     table = ScoreState._meta.db_table
-    columns = ["key", "org_id", "user_id", "category_id", *formulas.SUM_FIELDS]
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(STATE_COLUMNS)) + ")"] * len(rows))
     params: list = []
     for key, sums in rows:
         params += [key, *_subject(key), *(getattr(sums, f) for f in formulas.SUM_FIELDS)]
     updates = ", ".join(f"{f} = s.{f} + excluded.{f}" for f in formulas.SUM_FIELDS)
     sql = (
-        f"INSERT INTO {table} AS s ({', '.join(columns)}) VALUES {placeholders} "
+        f"INSERT INTO {table} AS s ({', '.join(STATE_COLUMNS)}) VALUES {placeholders} "
         f"ON CONFLICT (key) DO UPDATE SET {updates}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return sql, params
+
+
+def apply_deltas(deltas: dict[str, Sums]) -> None:
+    """Add the deltas to their rows in one statement."""
+    _run([upsert_statement(deltas)])
 
 
 # --- events: arrivals, escalations away, reopens -------------------------------------------
@@ -196,7 +253,8 @@ def record_events(items: Iterable[tuple[int, CaseEvent]]) -> None:
     items = list(items)
     if not any(str(event.kind) in COUNTED_EVENT_KINDS for _, event in items):
         return
-    apply_deltas(event_deltas(items, epoch=current_epoch(lock=True)))
+    with transaction.atomic(savepoint=False):
+        apply_deltas(event_deltas(items, epoch=locked_epoch()))
 
 
 # --- ratings --------------------------------------------------------------------------------
@@ -278,6 +336,48 @@ def rating_values(rating: Rating) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Share:
+    """A stored attribution row, as the deltas need it."""
+
+    org_id: int | None
+    user_id: int | None
+    share: float
+    on_time: bool
+
+
+def _epoch_and_shares(case_id: int) -> tuple[datetime, list[Share]]:
+    """For a writer: the shared lock, the epoch and the case's attribution rows (one round
+    trip on PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        sql = _epoch_sql(
+            ", sh.org_id, sh.user_id, sh.share, sh.on_time",
+            f"LEFT JOIN {ScoreShare._meta.db_table} sh ON sh.case_id = %s",
+        )
+        rows = _run([_lock_statement(), (f"{sql} ORDER BY sh.id", [case_id])], fetch=True)
+        if rows:
+            shares = [Share(*row[1:]) for row in rows if row[3] is not None]
+            return rows[0][0], shares
+    epoch = current_epoch()
+    rows = ScoreShare.objects.filter(case_id=case_id).order_by("pk")
+    return epoch, [Share(*row) for row in rows.values_list("org_id", "user_id", "share", "on_time")]
+
+
+def _replace_shares_statements(case_id: int, rows: list[ScoreShare]) -> list[tuple[str, list]]:
+    table = ScoreShare._meta.db_table
+    statements = [(f"DELETE FROM {table} WHERE case_id = %s", [case_id])]
+    if rows:
+        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+        params = [p for r in rows for p in (case_id, r.org_id, r.user_id, r.share, r.on_time)]
+        statements.append(
+            (
+                f"INSERT INTO {table} (case_id, org_id, user_id, share, on_time) VALUES {values}",
+                params,
+            )
+        )
+    return statements
+
+
 def record_rating(
     case: Case, rating: Rating, *, previous: dict | None = None, reattribute: bool = True
 ) -> None:
@@ -286,33 +386,38 @@ def record_rating(
     ``previous`` holds the old values and ``rated_at`` of a rating that is being
     replaced (an edit, or a new rating after a reopen). A new rating attributes
     the case afresh from its timeline; an edit keeps the attribution.
+
+    On PostgreSQL an edit is two round trips (the shared lock, the epoch and the
+    attribution; the upsert), a new rating three (and the timeline; the attribution
+    replaced with the upsert).
     """
-    epoch = current_epoch(lock=True)
-    deltas = Deltas()
-    old_shares = list(ScoreShare.objects.filter(case_id=case.pk))
-    if previous is not None and old_shares:
+    with transaction.atomic(savepoint=False):
+        epoch, old_shares = _epoch_and_shares(case.pk)
+        deltas = Deltas()
+        if previous is not None and old_shares:
+            rating_deltas(
+                values=previous,
+                rated_at=previous["rated_at"],
+                category_id=case.category_id,
+                shares=old_shares,
+                epoch=epoch,
+                sign=-1.0,
+                deltas=deltas,
+            )
+        shares: list = old_shares
+        statements: list = []
+        if reattribute or not old_shares:
+            shares = attribution_rows(case, rating.created_at)
+            statements = _replace_shares_statements(case.pk, shares)
         rating_deltas(
-            values=previous,
-            rated_at=previous["rated_at"],
+            values=rating_values(rating),
+            rated_at=rating.created_at,
             category_id=case.category_id,
-            shares=old_shares,
+            shares=shares,
             epoch=epoch,
-            sign=-1.0,
             deltas=deltas,
         )
-    shares = old_shares
-    if reattribute or not old_shares:
-        ScoreShare.objects.filter(case_id=case.pk).delete()
-        shares = ScoreShare.objects.bulk_create(attribution_rows(case, rating.created_at))
-    rating_deltas(
-        values=rating_values(rating),
-        rated_at=rating.created_at,
-        category_id=case.category_id,
-        shares=shares,
-        epoch=epoch,
-        deltas=deltas,
-    )
-    apply_deltas(deltas)
+        _run([*statements, upsert_statement(deltas)])
 
 
 # --- the full recompute -------------------------------------------------------------------
@@ -326,7 +431,8 @@ def _f8() -> str:
 
 def _epoch_seconds_sql(column: str) -> str:
     if connection.vendor == "postgresql":
-        return f"EXTRACT(EPOCH FROM {column})::float8"
+        # date_part is float8; EXTRACT would compute a numeric first (PostgreSQL 14+).
+        return f"date_part('epoch', {column})"
     return f"((julianday({column}) - 2440587.5) * 86400.0)"
 
 
@@ -347,63 +453,70 @@ def _case_sql(column: str, mapping: dict, default: float) -> tuple[str, list]:
     return f"(CASE {column} {whens} ELSE %s{F8} END)", [*params, default]
 
 
-def _rating_aggregate(epoch: datetime) -> tuple[str, list]:
-    """One pass over attribution × ratings × cases, by (org, user, category).
+def _rated_sql(epoch: datetime) -> tuple[str, list]:
+    """Attribution × ratings × cases, by (org or staff member, category): the rating sums.
 
-    Each rating's weight, quality and solved value are computed once (the inner
-    query), then spread over its attribution rows and summed.
+    One parallel-friendly join and hash aggregate. The group key is one number (an
+    organisation's id, or minus a staff member's), so the planner expects few groups
+    and hashes rather than sorts two million rows; the difficulty is a factor per
+    category, applied to the grouped sums rather than to every row.
     """
     F8 = _f8()
     w = weights()
-    difficulty, difficulty_params = _case_sql("c.category_id", difficulty_by_category(), 1.0)
+    difficulty, difficulty_params = _case_sql("category_id", difficulty_by_category(), 1.0)
     solved, solved_params = _case_sql("r.solved", dict(w.solved_values), 0.0)
     star = w.star_weights
     star_total = sum(star[k] for k in ("timeliness", "attitude", "outcome", "solved"))
-    rated = (
-        f"SELECT r.case_id, c.category_id, "
-        f"POWER(2{F8}, ({_epoch_seconds_sql('r.created_at')} - %s{F8}) / %s{F8}) "
-        f"* {difficulty} AS w, "
+    recency = f"POWER(2{F8}, ({_epoch_seconds_sql('r.created_at')} - %s{F8}) / %s{F8})"
+    part = f"sh.share * {recency}"
+    quality = (
         f"(%s{F8} * (r.timeliness - 1) / 4{F8} + %s{F8} * (r.attitude - 1) / 4{F8}"
-        f" + %s{F8} * (r.outcome - 1) / 4{F8} + %s{F8} * {solved}) / %s{F8} AS q, "
-        f"{solved} AS sv "
-        f"FROM {Rating._meta.db_table} r JOIN {Case._meta.db_table} c ON c.id = r.case_id"
+        f" + %s{F8} * (r.outcome - 1) / 4{F8} + %s{F8} * {solved}) / %s{F8}"
     )
-    rated_params = [
-        _ts(epoch),
-        w.half_life_seconds,
-        *difficulty_params,
+    recency_params = [_ts(epoch), w.half_life_seconds]
+    grouped = (
+        "SELECT COALESCE(sh.org_id, -sh.user_id) AS subject, c.category_id AS category_id, "
+        f"SUM({part}) AS w, SUM({part} * {quality}) AS q, SUM({part} * {solved}) AS sv, "
+        f"SUM(CASE WHEN sh.on_time THEN {part} ELSE 0{F8} END) AS ot "
+        f"FROM {ScoreShare._meta.db_table} sh "
+        f"JOIN {Rating._meta.db_table} r ON r.case_id = sh.case_id "
+        f"JOIN {Case._meta.db_table} c ON c.id = sh.case_id "
+        "GROUP BY COALESCE(sh.org_id, -sh.user_id), c.category_id"
+    )
+    grouped_params = [
+        *recency_params,
+        *recency_params,
         star["timeliness"],
         star["attitude"],
         star["outcome"],
         star["solved"],
         *solved_params,
         star_total,
+        *recency_params,
         *solved_params,
+        *recency_params,
     ]
     sql = (
-        "SELECT sh.org_id, sh.user_id, "
-        "CASE WHEN sh.org_id IS NULL THEN NULL ELSE x.category_id END AS category, "
-        "SUM(sh.share * x.w), SUM(sh.share * x.w * x.q), SUM(sh.share * x.w * x.sv), "
-        "SUM(CASE WHEN sh.on_time THEN sh.share * x.w ELSE 0 END) "
-        f"FROM {ScoreShare._meta.db_table} sh JOIN ({rated}) x ON x.case_id = sh.case_id "
-        # Staff are scored over all categories: their rows need no category split.
-        "GROUP BY sh.org_id, sh.user_id, CASE WHEN sh.org_id IS NULL THEN NULL "
-        "ELSE x.category_id END"
+        "SELECT CASE WHEN subject > 0 THEN subject END AS org_id, "
+        "CASE WHEN subject < 0 THEN -subject END AS user_id, category_id, "
+        f"{difficulty} * w AS w, {difficulty} * q AS q, {difficulty} * sv AS sv, "
+        f"{difficulty} * ot AS ot FROM ({grouped}) g"
     )
-    return sql, rated_params
+    return sql, [*difficulty_params * 4, *grouped_params]
 
 
-def _event_aggregate(epoch: datetime) -> tuple[str, list]:
-    """One pass over the counted timeline events, by (holder, from org, category, kind).
+def _events_sql(epoch: datetime) -> tuple[str, list]:
+    """The counted timeline events, by (holder, org escalated from, category, kind).
 
     Only escalations need the organisation they left, read from the payload.
     """
     F8 = _f8()
     kinds = ", ".join(["%s"] * len(COUNTED_EVENT_KINDS))
     sql = (
-        f"SELECT e.org_id, CASE WHEN e.kind = 'escalated' THEN {_from_org_sql()} END, "
-        "c.category_id, e.kind, "
-        f"SUM(POWER(2{F8}, ({_epoch_seconds_sql('e.at')} - %s{F8}) / %s{F8})) "
+        "SELECT e.org_id AS org_id, "
+        f"CASE WHEN e.kind = 'escalated' THEN {_from_org_sql()} END AS from_org, "
+        "c.category_id AS category_id, e.kind AS kind, "
+        f"SUM(POWER(2{F8}, ({_epoch_seconds_sql('e.at')} - %s{F8}) / %s{F8})) AS r "
         f"FROM {CaseEvent._meta.db_table} e "
         f"JOIN {Case._meta.db_table} c ON c.id = e.case_id "
         f"WHERE e.kind IN ({kinds}) "
@@ -412,46 +525,59 @@ def _event_aggregate(epoch: datetime) -> tuple[str, list]:
     return sql, [_ts(epoch), settings.SCORES_HALF_LIFE.total_seconds(), *COUNTED_EVENT_KINDS]
 
 
-def full_sums(epoch: datetime) -> Deltas:
-    """Every subject's sums from scratch, scaled to ``epoch``: two aggregate queries.
+def _full_select(epoch: datetime) -> tuple[str, list]:
+    """Every ``ScoreState`` row from scratch, scaled to ``epoch``: one statement.
 
-    The rows are folded with plain lists (tens of thousands of groups for a large
-    platform), then turned into ``Sums`` once per subject.
+    Two passes over the data (the rating sums and the event sums, each grouped in
+    the database to tens of thousands of rows); the organisation rows, its rows per
+    category and the staff rows are then summed from those small results. Portable:
+    PostgreSQL and SQLite run the same text.
     """
-    acc: dict[str, list[float]] = {}
-    index = {name: i for i, name in enumerate(formulas.SUM_FIELDS)}
+    Z = f"0{_f8()}"
+    rated, rated_params = _rated_sql(epoch)
+    events, event_params = _events_sql(epoch)
+    arrived = f"CASE WHEN kind = 'disputed' THEN {Z} ELSE r END"
+    reopened = f"CASE WHEN kind = 'disputed' THEN r ELSE {Z} END"
+    none = "CAST(NULL AS BIGINT)"
+    sums = ", ".join(f"SUM({f}) AS {f}" for f in formulas.SUM_FIELDS)
+    fields = ", ".join(formulas.SUM_FIELDS)
+    sql = (
+        f"WITH rated AS MATERIALIZED ({rated}), "
+        f"events AS MATERIALIZED ({events}), "
+        "parts AS ("
+        f"SELECT org_id, category_id, w AS weight, q AS quality, sv AS solved, ot AS on_time, "
+        f"{Z} AS arrived, {Z} AS escalated_away, {Z} AS reopened "
+        "FROM rated WHERE org_id IS NOT NULL "
+        f"UNION ALL SELECT org_id, category_id, {Z}, {Z}, {Z}, {Z}, {arrived}, {Z}, {reopened} "
+        "FROM events WHERE org_id IS NOT NULL "
+        f"UNION ALL SELECT from_org, category_id, {Z}, {Z}, {Z}, {Z}, {Z}, r, {Z} "
+        "FROM events WHERE from_org IS NOT NULL), "
+        f"by_category AS MATERIALIZED (SELECT org_id, category_id, {sums} "
+        "FROM parts GROUP BY org_id, category_id) "
+        f"SELECT 'org:' || org_id || ':cat:' || category_id, org_id, {none}, category_id, {fields} "
+        "FROM by_category "
+        f"UNION ALL SELECT 'org:' || org_id, org_id, {none}, {none}, {sums} "
+        "FROM by_category GROUP BY org_id "
+        f"UNION ALL SELECT 'user:' || user_id, {none}, user_id, {none}, SUM(w), SUM(q), SUM(sv), "
+        f"SUM(ot), {Z}, {Z}, {Z} FROM rated WHERE user_id IS NOT NULL GROUP BY user_id"
+    )
+    return sql, [*rated_params, *event_params]
 
-    def add(keys, values: dict[int, float]) -> None:
-        for key in keys:
-            row = acc.get(key)
-            if row is None:
-                row = acc[key] = [0.0] * len(formulas.SUM_FIELDS)
-            for i, value in values.items():
-                row[i] += value
 
-    def org_keys(org_id, category_id):
-        return (org_key(org_id), org_key(org_id, category_id), PLATFORM, platform_key(category_id))
+def _sums_of(values) -> Sums:
+    return Sums(*(float(v or 0.0) for v in values))
 
-    rated = (index["weight"], index["quality"], index["solved"], index["on_time"])
+
+def _split(rows):
+    """(key, org, user, category, sums...) rows as (key, the sums' values)."""
+    return [(row[0], row[4:]) for row in rows]
+
+
+def full_sums(epoch: datetime) -> dict[str, Sums]:
+    """Every subject's sums from scratch, scaled to ``epoch`` (what the recompute writes)."""
     with connection.cursor() as cursor:
-        cursor.execute(*_rating_aggregate(epoch))
-        for org_id, user_id, category_id, *values in cursor.fetchall():
-            values = {i: float(v or 0.0) for i, v in zip(rated, values, strict=True)}
-            if org_id is not None:
-                add(org_keys(org_id, category_id), values)
-            if user_id is not None:
-                add((user_key(user_id),), values)
-        cursor.execute(*_event_aggregate(epoch))
-        for org_id, from_org, category_id, kind, weight in cursor.fetchall():
-            if org_id is not None:
-                field = "reopened" if kind == "disputed" else "arrived"
-                add(org_keys(org_id, category_id), {index[field]: weight})
-            if kind == "escalated" and from_org is not None:
-                add(org_keys(from_org, category_id), {index["escalated_away"]: weight})
-    sums = Deltas()
-    for key, row in acc.items():
-        sums[key] = Sums(*row)
-    return sums
+        cursor.execute(*_full_select(epoch))
+        return {key: _sums_of(values) for key, values in _split(cursor.fetchall())}
 
 
 def _copy_text(value) -> str:
@@ -500,6 +626,20 @@ def reattribute_all(progress: Callable[[int], None] | None = None, chunk: int = 
     return len(ids)
 
 
+RECOMPUTE_WORK_MEM = "64MB"
+
+
+def _settings_for_the_aggregate() -> None:
+    """For this transaction only (PostgreSQL): no JIT compilation (on a busy machine it
+    cost more than the query it compiled, seconds), and room to hash a million cases
+    and ratings in memory rather than in batches on disk."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL work_mem = %s", [RECOMPUTE_WORK_MEM])
+
+
 def recompute_scores(
     *,
     now: datetime | None = None,
@@ -509,9 +649,10 @@ def recompute_scores(
 ) -> int:
     """Rebuild every ``ScoreState`` from the ratings and the timeline, re-based to ``now``.
 
-    Holds the epoch row's lock, so incremental updates wait and then land on the
-    new rows. ``reattribute`` also derives each case's attribution from its
-    timeline again. Writes today's snapshot for the trends. Returns the row count.
+    One ``INSERT … SELECT`` computes every row in the database. Holds the scores
+    lock exclusively, so incremental updates wait and then land on the new rows
+    and the new epoch. ``reattribute`` also derives each case's attribution from
+    its timeline again. Writes today's snapshot for the trends. Returns the row count.
     """
     now = now or timezone.now()
 
@@ -520,7 +661,9 @@ def recompute_scores(
             progress(name, done, total)
 
     with transaction.atomic():
-        current_epoch(lock=True)
+        hold_scores(exclusive=True)
+        _settings_for_the_aggregate()
+        current_epoch()  # the row exists before it is moved
         if reattribute:
             total = Rating.objects.count()
             done = 0
@@ -533,39 +676,62 @@ def recompute_scores(
             reattribute_all(counted)
         step("aggregate", 0, 1)
         _difficulty_cache.clear()
-        sums = full_sums(now)
-        step("aggregate", 1, 1)
-        ScoreState.objects.all().delete()
-        rows = [
-            (key, *_subject(key), *(getattr(part, f) for f in formulas.SUM_FIELDS))
-            for key, part in sums.items()
-        ]
-        _insert_rows(
-            ScoreState, ["key", "org_id", "user_id", "category_id", *formulas.SUM_FIELDS], rows
-        )
+        # A SELECT, not INSERT … SELECT: PostgreSQL runs only the former in parallel.
+        # The sums are computed in the database; only the grouped rows (one per
+        # subject) come back, to be copied in.
+        with connection.cursor() as cursor:
+            cursor.execute(*_full_select(now))
+            found = cursor.fetchall()
+            cursor.execute(f"DELETE FROM {ScoreState._meta.db_table}")
+        _insert_rows(ScoreState, STATE_COLUMNS, found)
         ScoreEpoch.objects.filter(pk=1).update(epoch=now)
-        step("write", len(rows), len(rows))
+        rows = len(found)
+        step("aggregate", 1, 1)
         if snapshot:
-            write_snapshot(sums, now=now)
-    logger.info("scores recomputed: %d subjects", len(rows))
-    return len(rows)
+            write_snapshot(now=now)
+    logger.info("scores recomputed: %d subjects", rows)
+    return rows
 
 
-def write_snapshot(sums: dict[str, Sums], *, now: datetime) -> int:
-    """Today's scores of every organisation and staff member (for the trends)."""
+def platform_of(sums: dict[str, Sums]) -> dict[int | None, Sums]:
+    """The platform's sums (key None) and per category, from the organisation rows."""
+    platform: dict[int | None, Sums] = {}
+    for key, part in sums.items():
+        org, _user, category = _subject(key)
+        if org is not None:
+            platform.setdefault(category, Sums()).add(part)
+    return platform
+
+
+def platform_sums(category_id: int | None = None) -> Sums:
+    """The platform's sums (in one category): the sum of the organisation rows."""
+    from django.db.models import Sum
+
+    rows = ScoreState.objects.filter(org_id__isnull=False)
+    rows = (
+        rows.filter(category_id__isnull=True)
+        if category_id is None
+        else rows.filter(category_id=category_id)
+    )
+    totals = rows.aggregate(**{f: Sum(f) for f in formulas.SUM_FIELDS})
+    return _sums_of(totals[f] for f in formulas.SUM_FIELDS)
+
+
+def snapshot_rows(sums: dict[str, Sums], *, day) -> list[tuple]:
+    """The snapshot rows of ``sums`` (scaled to the day), by the formulas in Python.
+
+    ``write_snapshot`` computes the same in SQL; a test checks that they agree.
+    """
     w = weights()
-    day = timezone.localdate(now)
-    platform = {key: value for key, value in sums.items() if key.startswith(PLATFORM)}
-    means: dict[str, dict] = {}
+    platform = platform_of(sums)
+    means = {category: formulas.platform_means(part) for category, part in platform.items()}
+    neutral = formulas.platform_means(Sums())
     rows = []
     for key, part in sums.items():
-        if key.startswith(PLATFORM):
-            continue
         org, user, category = _subject(key)
-        means_key = platform_key(category)
-        if means_key not in means:
-            means[means_key] = formulas.platform_means(platform.get(means_key, Sums()))
-        result = formulas.scores(part, Sums(), decay=1.0, weights=w, means=means[means_key])
+        result = formulas.scores(
+            part, Sums(), decay=1.0, weights=w, means=means.get(category, neutral)
+        )
         rows.append(
             (
                 day,
@@ -579,25 +745,108 @@ def write_snapshot(sums: dict[str, Sums], *, now: datetime) -> int:
                 result.ratings,
             )
         )
+    return rows
+
+
+def _clamp_sql(value: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"GREATEST(0{_f8()}, LEAST(1{_f8()}, {value}))"
+    return f"MAX(0.0, MIN(1.0, {value}))"
+
+
+def _snapshot_sql(day) -> tuple[str, list]:
+    """``formulas.scores`` of every stored row (scaled to now, so no decay) as one
+    ``INSERT … SELECT``: the platform means per category from the organisation rows,
+    each subject shrunk towards its category's means (staff: the overall ones)."""
+    F8 = _f8()
+    w = weights()
+    c = f"%s{F8}"
+    clamp = _clamp_sql
+
+    def ratio(num: str, den: str, default: float) -> str:
+        return f"CASE WHEN {den} > 0 THEN {clamp(f'{num} / {den}')} ELSE {default!r}{F8} END"
+
+    def shrunk(total: str, count: str, mean: str) -> str:
+        return clamp(f"({c} * {mean} + {total}) / ({c} + {count})")
+
+    ew = w.effectiveness_weights
+    ew_total = ew["solved"] + ew["on_time"] + ew["not_reopened"] + ew["kept"]
+    iw = w.index_weights
+    state = ScoreState._meta.db_table
+    sql = (
+        f"INSERT INTO {ScoreSnapshot._meta.db_table} (day, key, org_id, user_id, category_id, "
+        'evaluation, effectiveness, "index", ratings) '
+        "WITH platform AS (SELECT category_id AS cat, SUM(weight) AS w, SUM(quality) AS q, "
+        "SUM(solved) AS s, SUM(on_time) AS t, SUM(arrived) AS a, "
+        "SUM(escalated_away) AS e, SUM(reopened) AS r "
+        f"FROM {state} WHERE org_id IS NOT NULL GROUP BY category_id), "
+        "means AS (SELECT cat, "
+        f"{ratio('q', 'w', 0.5)} AS mq, {ratio('s', 'w', 0.5)} AS ms, "
+        f"{ratio('t', 'w', 1.0)} AS mt, {ratio('r', 'a', 0.0)} AS mr, "
+        f"{ratio('e', 'a', 0.0)} AS me FROM platform), "
+        "shares AS (SELECT x.key, x.org_id, x.user_id, x.category_id, x.weight AS n, "
+        f"{shrunk('x.quality', 'x.weight', 'COALESCE(m.mq, 0.5)')} AS quality, "
+        f"{shrunk('x.solved', 'x.weight', 'COALESCE(m.ms, 0.5)')} AS solved, "
+        f"{shrunk('x.on_time', 'x.weight', 'COALESCE(m.mt, 1.0)')} AS on_time, "
+        f"{shrunk('x.reopened', 'x.arrived', 'COALESCE(m.mr, 0.0)')} AS reopen, "
+        f"{shrunk('x.escalated_away', 'x.arrived', 'COALESCE(m.me, 0.0)')} AS escalated "
+        f"FROM {state} x LEFT JOIN means m ON COALESCE(m.cat, 0) = COALESCE(x.category_id, 0)), "
+        "scored AS (SELECT key, org_id, user_id, category_id, n, 100 * quality AS evaluation, "
+        f"100 * (%s{F8} * solved + %s{F8} * on_time + %s{F8} * (1 - reopen) "
+        f"+ %s{F8} * (1 - escalated)) / %s{F8} AS effectiveness FROM shares), "
+        "based AS (SELECT key, org_id, user_id, category_id, n, evaluation, effectiveness, "
+        f"(%s{F8} * evaluation + %s{F8} * effectiveness) / %s{F8} AS base FROM scored) "
+        "SELECT %s, key, org_id, user_id, category_id, evaluation, effectiveness, "
+        f"CASE WHEN %s{F8} > 0 AND effectiveness >= %s{F8} "
+        f"THEN (CASE WHEN base * effectiveness / %s{F8} > 100 THEN 100{F8} "
+        f"ELSE base * effectiveness / %s{F8} END) "
+        f"ELSE (CASE WHEN base > 100 THEN 100{F8} ELSE base END) END, n FROM based"
+    )
+    c_value = w.prior_strength
+    threshold = w.boost_threshold
+    params = [
+        *[c_value, c_value] * 5,
+        ew["solved"],
+        ew["on_time"],
+        ew["not_reopened"],
+        ew["kept"],
+        ew_total,
+        iw["evaluation"],
+        iw["effectiveness"],
+        iw["evaluation"] + iw["effectiveness"],
+        day,
+        threshold,
+        threshold,
+        threshold,
+        threshold,
+    ]
+    return sql, params
+
+
+def write_snapshot(*, now: datetime) -> int:
+    """Today's scores of every organisation and staff member (for the trends), computed
+    in the database from the stored rows, which the recompute has just scaled to now."""
+    day = timezone.localdate(now)
     ScoreSnapshot.objects.filter(day=day).delete()
-    columns = ["day", "key", "org_id", "user_id", "category_id", "evaluation"]
-    _insert_rows(ScoreSnapshot, [*columns, "effectiveness", "index", "ratings"], rows)
-    return len(rows)
+    with connection.cursor() as cursor:
+        cursor.execute(*_snapshot_sql(day))
+        return cursor.rowcount
 
 
 def stored_sums() -> tuple[datetime, dict[str, Sums]]:
-    """The stored rows, as (epoch, key → Sums): for checks and the selectors."""
+    """The stored rows, as (epoch, key → Sums): for checks and the snapshot."""
     epoch = current_epoch()
     rows = ScoreState.objects.values_list("key", *formulas.SUM_FIELDS)
-    return epoch, {
-        key: Sums(**dict(zip(formulas.SUM_FIELDS, values, strict=True))) for key, *values in rows
-    }
+    return epoch, {key: _sums_of(values) for key, *values in rows}
 
 
 __all__ = [
     "apply_deltas",
     "current_epoch",
     "full_sums",
+    "hold_scores",
+    "locked_epoch",
+    "platform_sums",
     "recompute_scores",
     "record_events",
     "record_rating",

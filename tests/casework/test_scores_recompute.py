@@ -2,11 +2,17 @@
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from casework import services
 from casework.models import Case, ScoreSnapshot, ScoreState
 from casework.selectors_scores import org_rankings, staff_rankings
-from casework.services.scores import full_sums, recompute_scores, stored_sums
+from casework.services.scores import (
+    full_sums,
+    recompute_scores,
+    snapshot_rows,
+    stored_sums,
+)
 from casework.states import CaseState
 from tests.casework.steps import case_in
 
@@ -75,6 +81,27 @@ def test_the_command_recomputes_with_a_progress_bar_and_writes_the_trend(tree, c
     assert ScoreSnapshot.objects.filter(key=f"org:{tree.haizhu.pk}").exists()
     row = next(r for r in org_rankings(tree.city_supervisor) if r.subject_id == tree.haizhu.pk)
     assert row.trend and row.change == pytest.approx(0, abs=1e-6)
+
+
+def test_the_snapshot_in_sql_matches_the_formulas(tree):
+    # Given a history, recomputed (the rows scaled to now) with today's snapshot
+    busy_history(tree)
+    now = timezone.now()
+    recompute_scores(now=now)
+    _, stored = stored_sums()
+    day = timezone.localdate(now)
+    # Then every row of the snapshot is what casework.scores computes from the same sums
+    expected = {row[1]: row[5:] for row in snapshot_rows(stored, day=day)}
+    written = {
+        key: values
+        for key, *values in ScoreSnapshot.objects.filter(day=day).values_list(
+            "key", "evaluation", "effectiveness", "index", "ratings"
+        )
+    }
+    assert set(written) == set(expected) and len(written) > 5
+    for key, values in expected.items():
+        assert written[key] == pytest.approx(list(values), rel=1e-9, abs=1e-9), key
+    assert any(values[2] > 0 for values in expected.values())
 
 
 def test_the_beat_task_is_scheduled_and_runs(tree, settings):
