@@ -13,6 +13,7 @@ the exclusive form of the lock; then the day's snapshot for the trends.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -275,10 +276,14 @@ def timeline_entries(case_id: int) -> list[TimelineEntry]:
     ]
 
 
-def attribution_rows(case: Case, until: datetime) -> list[ScoreShare]:
+def attribution_rows(
+    case: Case, until: datetime, entries: list[TimelineEntry] | None = None
+) -> list[ScoreShare]:
     """The attribution of a rated case, from its timeline (unsaved rows)."""
+    if entries is None:
+        entries = timeline_entries(case.pk)
     found = formulas.attribute(
-        timeline_entries(case.pk), until=until, assignee_id=case.assignee_id, youth_id=case.youth_id
+        entries, until=until, assignee_id=case.assignee_id, youth_id=case.youth_id
     )
     rows = [
         ScoreShare(case_id=case.pk, org_id=org, share=share, on_time=found.on_time[org])
@@ -346,21 +351,49 @@ class Share:
     on_time: bool
 
 
-def _epoch_and_shares(case_id: int) -> tuple[datetime, list[Share]]:
-    """For a writer: the shared lock, the epoch and the case's attribution rows (one round
-    trip on PostgreSQL)."""
+def _payload(value) -> dict:
+    if isinstance(value, str):  # the PostgreSQL backend leaves jsonb to the field
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+def _epoch_and_shares(
+    case_id: int, *, timeline: bool = False
+) -> tuple[datetime, list[Share], list[TimelineEntry] | None]:
+    """For a writer: the shared lock, the epoch, the case's attribution rows and, with
+    ``timeline``, its timeline (one round trip on PostgreSQL)."""
     if connection.vendor == "postgresql":
-        sql = _epoch_sql(
-            ", sh.org_id, sh.user_id, sh.share, sh.on_time",
-            f"LEFT JOIN {ScoreShare._meta.db_table} sh ON sh.case_id = %s",
+        sql = (
+            "SELECT 0, e.epoch, sh.org_id, sh.user_id, sh.share, sh.on_time, NULL, NULL, sh.id "
+            f"FROM {ScoreEpoch._meta.db_table} e "
+            f"LEFT JOIN {ScoreShare._meta.db_table} sh ON sh.case_id = %s WHERE e.id = 1"
         )
-        rows = _run([_lock_statement(), (f"{sql} ORDER BY sh.id", [case_id])], fetch=True)
-        if rows:
-            shares = [Share(*row[1:]) for row in rows if row[3] is not None]
-            return rows[0][0], shares
+        params = [case_id]
+        if timeline:
+            sql += (
+                " UNION ALL SELECT 1, ev.at, ev.org_id, ev.actor_id, NULL, NULL, ev.kind, "
+                f"ev.payload, ev.seq FROM {CaseEvent._meta.db_table} ev WHERE ev.case_id = %s"
+            )
+            params.append(case_id)
+        rows = _run([_lock_statement(), (f"{sql} ORDER BY 1, 9", params)], fetch=True)
+        if rows and rows[0][0] == 0:
+            shares = [Share(*row[2:6]) for row in rows if row[0] == 0 and row[4] is not None]
+            entries = [
+                TimelineEntry(
+                    at=at,
+                    kind=kind,
+                    org_id=org_id,
+                    actor_id=actor_id,
+                    reason=str(_payload(payload).get("reason", "")),
+                )
+                for part, at, org_id, actor_id, _, _, kind, payload, _ in rows
+                if part == 1
+            ]
+            return rows[0][1], shares, entries if timeline else None
     epoch = current_epoch()
     rows = ScoreShare.objects.filter(case_id=case_id).order_by("pk")
-    return epoch, [Share(*row) for row in rows.values_list("org_id", "user_id", "share", "on_time")]
+    shares = [Share(*row) for row in rows.values_list("org_id", "user_id", "share", "on_time")]
+    return epoch, shares, timeline_entries(case_id) if timeline else None
 
 
 def _replace_shares_statements(case_id: int, rows: list[ScoreShare]) -> list[tuple[str, list]]:
@@ -387,12 +420,12 @@ def record_rating(
     replaced (an edit, or a new rating after a reopen). A new rating attributes
     the case afresh from its timeline; an edit keeps the attribution.
 
-    On PostgreSQL an edit is two round trips (the shared lock, the epoch and the
-    attribution; the upsert), a new rating three (and the timeline; the attribution
-    replaced with the upsert).
+    On PostgreSQL it is two round trips: the shared lock with one query for the
+    epoch, the attribution and (for a new rating) the timeline; then the attribution
+    replaced (new rating) with the upsert.
     """
     with transaction.atomic(savepoint=False):
-        epoch, old_shares = _epoch_and_shares(case.pk)
+        epoch, old_shares, entries = _epoch_and_shares(case.pk, timeline=reattribute)
         deltas = Deltas()
         if previous is not None and old_shares:
             rating_deltas(
@@ -407,7 +440,7 @@ def record_rating(
         shares: list = old_shares
         statements: list = []
         if reattribute or not old_shares:
-            shares = attribution_rows(case, rating.created_at)
+            shares = attribution_rows(case, rating.created_at, entries)
             statements = _replace_shares_statements(case.pk, shares)
         rating_deltas(
             values=rating_values(rating),
