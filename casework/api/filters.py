@@ -19,7 +19,9 @@ class IdFilter(django_filters.NumberFilter):
 
 
 class CaseFilter(django_filters.FilterSet):
-    state = django_filters.MultipleChoiceFilter(choices=CaseState.choices)
+    # distinct=False: the state is the case's own column, so no row can repeat; django-filter's
+    # default DISTINCT would sort every selected column (encrypted texts included) at scale.
+    state = django_filters.MultipleChoiceFilter(choices=CaseState.choices, distinct=False)
     category = django_filters.CharFilter(field_name="category__code")
     urgency = django_filters.ChoiceFilter(choices=Case.Urgency.choices)
     org = IdFilter(field_name="org_id")

@@ -1,0 +1,358 @@
+"""`python -m bench http`: the API under an open-loop offered load, served by gunicorn.
+
+Against a database built by ``manage.py generate_load_data`` (``--database-url``
+or BENCH_DATABASE_URL). The benchmark starts gunicorn (production settings:
+DEBUG off, the real middleware, Redis cache for the rate limits) on a local
+port, then offers requests on a fixed schedule — open loop: request i is sent
+at start + i / rate whatever happened to the earlier ones, and its latency is
+counted from that scheduled moment, so a slow server cannot slow the offered
+load down and hide its own queueing. Each request uses its own connection.
+
+The mix (per 20 requests): 8 inbox lists (GET /api/cases/ as the handler of a
+busy organisation), 6 case reads (GET /api/cases/<ref>/), 2 actions (POST
+/api/cases/<ref>/accept/ with If-Match, on submitted cases of that
+organisation: each is accepted once, for real) and 4 public lookups (GET
+/api/public/cases/<token>/, anonymous).
+
+Lines: ``http`` at ``--rate`` (p50/p95/p99 ms, errors), and with ``--search``
+one ``http_step`` per offered rate (``--rate``, then +``--step`` …) until p95
+passes 100 ms, then ``http_max_rate``: the highest offered rate whose p95 stayed
+under 100 ms. The API's per-user and per-IP rate limits are raised for the run
+(every request comes from one IP and a few users); FIELD_ENCRYPTION_KEYS gets a
+fresh key in front of the development key the loaded data was encrypted with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ._common import emit, peak_rss_mb, progress
+from .read import DEFAULT_URL, percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+MIX = ["inbox"] * 8 + ["case"] * 6 + ["act"] * 2 + ["public"] * 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- the work to offer --------------------------------------------------------------
+
+
+def prepare(url: str, handlers: int, acts_needed: int) -> dict:
+    """Tokens, case references, submitted cases to accept and public tokens, from the DB."""
+    from .read import setup_django
+
+    setup_django(url)
+    from django.db.models import Count
+    from rest_framework.authtoken.models import Token
+
+    from casework.models import Case, Membership
+
+    busy = list(
+        Case.objects.filter(state="submitted", org__level__gte=3)
+        .values("org_id")
+        .annotate(n=Count("pk"))
+        .order_by("-n")[:handlers]
+    )
+    people = []
+    per_handler = max(1, acts_needed // max(1, len(busy)) + 1)
+    for row in busy:
+        member = (
+            Membership.objects.filter(organisation_id=row["org_id"], role="handler")
+            .select_related("user")
+            .first()
+        )
+        if member is None:
+            continue
+        token, _ = Token.objects.get_or_create(user=member.user)
+        submitted = list(
+            Case.objects.filter(org_id=row["org_id"], state="submitted")
+            .order_by("pk")
+            .values_list("reference", "version")[:per_handler]
+        )
+        others = list(
+            Case.objects.filter(org_id=row["org_id"])
+            .exclude(state="submitted")
+            .order_by("-pk")
+            .values_list("reference", flat=True)[:200]
+        )
+        people.append({"token": token.key, "submitted": submitted, "others": others})
+    public = list(
+        Case.objects.filter(is_public=True, hidden_from_public=False)
+        .order_by("?")
+        .values_list("public_token", flat=True)[:2000]
+    )
+    from django.db import connections
+
+    connections.close_all()
+    return {"people": people, "public": public}
+
+
+class Offer:
+    """Builds request i of the mix (deterministic order, independent of responses)."""
+
+    def __init__(self, work: dict, seed: int = 7):
+        self.people = work["people"]
+        self.public = work["public"]
+        self.rnd = random.Random(seed)
+        self.act_cursor = [0] * len(self.people)
+
+    def next(self) -> tuple[str, str, str, dict, bytes]:
+        kind = self.rnd.choice(MIX)
+        p = self.rnd.randrange(len(self.people))
+        person = self.people[p]
+        auth = {"Authorization": f"Token {person['token']}"}
+        if kind == "inbox":
+            return kind, "GET", "/api/cases/?state=submitted", auth, b""
+        if kind == "case":
+            return kind, "GET", f"/api/cases/{self.rnd.choice(person['others'])}/", auth, b""
+        if kind == "act":
+            k = self.act_cursor[p]
+            if k < len(person["submitted"]):
+                self.act_cursor[p] = k + 1
+                reference, version = person["submitted"][k]
+                headers = {**auth, "If-Match": f'"{version}"', "Content-Type": "application/json"}
+                return kind, "POST", f"/api/cases/{reference}/accept/", headers, b"{}"
+            kind = "case"  # nothing left to accept for this one: read instead
+            return kind, "GET", f"/api/cases/{self.rnd.choice(person['others'])}/", auth, b""
+        token = self.rnd.choice(self.public)
+        return "public", "GET", f"/api/public/cases/{token}/", {}, b""
+
+
+# --- the open-loop client -----------------------------------------------------------
+
+
+async def one_request(port, method, path, headers, body, timeout) -> tuple[int, float]:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    async def go():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(raw)
+            await writer.drain()
+            status_line = await reader.readline()
+            await reader.read()  # to EOF: the whole response
+            return int(status_line.split()[1])
+        finally:
+            writer.close()
+
+    return await asyncio.wait_for(go(), timeout)
+
+
+async def offer_load(port: int, offer: Offer, rate: float, duration: float, timeout: float):
+    """Send ``rate`` requests a second for ``duration`` seconds on schedule; collect results."""
+    results: list[tuple[str, int, float]] = []  # (kind, status or 0, latency ms)
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.2
+    total = int(rate * duration)
+    pending = set()
+    failures: dict[str, int] = {}
+
+    async def fire(scheduled: float, kind, method, path, headers, body):
+        try:
+            status = await one_request(port, method, path, headers, body, timeout)
+        except (TimeoutError, OSError, IndexError, ValueError) as exc:
+            status = 0
+            failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+        results.append((kind, status, (loop.time() - scheduled) * 1000))
+
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(fire(scheduled, *offer.next()))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    if pending:
+        await asyncio.wait(pending)
+    sent_seconds = total / rate
+    if failures:
+        progress(f"  failed without a response: {failures}")
+    return results, sent_seconds
+
+
+def summarise(results, rate, duration) -> dict:
+    latencies = [ms for _kind, _status, ms in results]
+    errors = [(kind, status) for kind, status, _ms in results if not 200 <= status < 300]
+    by_kind = {}
+    for kind in ("inbox", "case", "act", "public"):
+        mine = [ms for k, _s, ms in results if k == kind]
+        if mine:
+            by_kind[kind] = {"n": len(mine), "p95_ms": round(percentile(mine, 95), 1)}
+    statuses = {}
+    for _kind, status in errors:
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    return {
+        "offered_rps": rate,
+        "seconds": duration,
+        "requests": len(results),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "max_ms": round(max(latencies), 1) if latencies else None,
+        "errors": len(errors),
+        "error_statuses": statuses,
+        "by_kind": by_kind,
+    }
+
+
+# --- the server -------------------------------------------------------------------------
+
+
+def server_env(url: str) -> dict:
+    from config.settings.privacy import DEV_FIELD_ENCRYPTION_KEY
+
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="bench._http_settings",
+        DATABASE_URL=url,
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(60),
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        FIELD_ENCRYPTION_KEYS=__import__("cryptography.fernet")
+        .fernet.Fernet.generate_key()
+        .decode(),
+        BENCH_LOADED_DATA_KEY=DEV_FIELD_ENCRYPTION_KEY,
+        SECURE_SSL_REDIRECT="false",  # plain HTTP on localhost: TLS ends at the proxy
+        CACHE_URL=env.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/5"),
+        CELERY_BROKER_URL=env.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/5"),
+        API_RATE_API="100000000/hour",
+        API_RATE_PUBLIC_TOKEN="100000000/minute",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    command = [
+        gunicorn,
+        "config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "sync",
+        "--backlog",
+        "2048",
+        "--log-level",
+        "warning",
+    ]
+    server = subprocess.Popen(command, cwd=ROOT, env=server_env(url), start_new_session=True)
+    # Ready when a worker answers (the master listens long before its workers have booted).
+    import http.client
+
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("gunicorn exited at start")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/public/cases/ready-check/")
+            conn.getresponse().read()
+            conn.close()
+            return server
+        except OSError:
+            time.sleep(0.5)
+    stop_server(server)
+    raise SystemExit("gunicorn did not answer within 180 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def server_rss_mb(server: subprocess.Popen) -> float:
+    """Resident memory now of the gunicorn master and its workers, the largest one (MiB)."""
+    out = subprocess.run(
+        ["ps", "-o", "rss=", "--ppid", str(server.pid), "-p", str(server.pid)],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return round(max((int(x) for x in out), default=0) / 1024, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench http", description=__doc__)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--rate", type=float, default=100, help="offered requests/s (100)")
+    parser.add_argument("--duration", type=float, default=60, help="seconds per run (60)")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (4)")
+    parser.add_argument("--timeout", type=float, default=10, help="per request, seconds")
+    parser.add_argument(
+        "--search", action="store_true", help="then step the rate up until p95 > 100 ms"
+    )
+    parser.add_argument("--step", type=float, default=25, help="rate step of --search (25)")
+    parser.add_argument("--step-duration", type=float, default=20, help="seconds per step (20)")
+    parser.add_argument("--max-rate", type=float, default=400, help="stop --search here")
+    args = parser.parse_args(argv)
+
+    steps = []
+    if args.search:
+        r = args.rate + args.step
+        while r <= args.max_rate:
+            steps.append(r)
+            r += args.step
+    acts = int(args.rate * args.duration / 10 + sum(s * args.step_duration / 10 for s in steps))
+    progress("choosing users, cases and tokens")
+    work = prepare(args.database_url, handlers=40, acts_needed=acts + 100)
+    port = free_port()
+    progress(f"starting gunicorn ({args.workers} workers) on port {port}")
+    server = start_server(args.database_url, port, args.workers)
+    offer = Offer(work)
+    load = [round(x, 2) for x in os.getloadavg()]
+    try:
+        # Warm-up: every worker imports, connects and caches what it caches.
+        asyncio.run(offer_load(port, offer, 10, 5, 30))
+        progress(f"offering {args.rate:g} requests/s for {args.duration:g} s")
+        results, seconds = asyncio.run(
+            offer_load(port, offer, args.rate, args.duration, args.timeout)
+        )
+        main_line = summarise(results, args.rate, seconds)
+        emit(
+            bench="http",
+            **main_line,
+            workers=args.workers,
+            server_rss_mb=server_rss_mb(server),
+            load_average=load,
+            peak_rss_mb=peak_rss_mb(),
+        )
+        best = args.rate if main_line["p95_ms"] <= 100 and not main_line["errors"] else None
+        for rate in steps:
+            load = [round(x, 2) for x in os.getloadavg()]
+            results, seconds = asyncio.run(
+                offer_load(port, offer, rate, args.step_duration, args.timeout)
+            )
+            line = summarise(results, rate, seconds)
+            emit(bench="http_step", **line, load_average=load, server_rss_mb=server_rss_mb(server))
+            if line["p95_ms"] > 100 or line["errors"]:
+                break
+            best = rate
+        if args.search:
+            emit(bench="http_max_rate", max_rate_p95_under_100ms=best, step=args.step)
+    finally:
+        stop_server(server)
+    return 0
