@@ -56,6 +56,22 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
+EXPLAIN = {"on": False, "top": 3}
+
+
+def explain(captured: list[dict], url: str) -> None:
+    """EXPLAIN ANALYZE the slowest SELECTs of one request, to stderr (``--explain``)."""
+    from django.db import connection
+
+    selects = [q for q in captured if q["sql"].lstrip().upper().startswith("SELECT")]
+    slowest = sorted(selects, key=lambda q: float(q["time"]), reverse=True)[: EXPLAIN["top"]]
+    for q in slowest:
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + q["sql"])
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        progress(f"--- {url}: {q['time']} s\n{q['sql']}\n{plan}\n")
+
+
 def measure(client, url: str, repeat: int, warmup: int = 3) -> tuple[list[float], int, int]:
     """(latencies in ms, queries of one request, status)."""
     from django.db import connection
@@ -67,6 +83,8 @@ def measure(client, url: str, repeat: int, warmup: int = 3) -> tuple[list[float]
         response = client.get(url)
     queries = len(captured.captured_queries)
     status = response.status_code
+    if EXPLAIN["on"]:
+        explain(captured.captured_queries, url)
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -110,7 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["inbox", "dashboard", "timeline", "public"], action="append"
     )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print EXPLAIN (ANALYZE, BUFFERS) of the 3 slowest queries of each page to stderr",
+    )
     args = parser.parse_args(argv)
+    EXPLAIN["on"] = args.explain
     setup_django(args.database_url)
 
     from django.db import connection
