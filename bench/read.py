@@ -6,11 +6,11 @@ named below). Each page is requested through the whole Django stack (URL
 routing, middleware, sign-in, the real view and selectors, template
 rendering) with the test client, ``--repeat`` times after a warm-up:
 
-- ``read_inbox``: the workbench inbox (/tasks/) of the handler of the
-  organisation with the most open tasks, with pages of 25 (the default) and
-  50 rows (``?per_page=50`` is not a page option, so the 50-row figure is the
-  inbox selector ``workflows.selectors.inbox_for(limit=50)`` rendered by the
-  same page: see ``--inbox-rows``);
+- ``read_inbox``: the workbench inbox page (/tasks/, 25 rows a page) of the
+  handler of the organisation with the most open tasks, and
+  ``read_inbox_selector``: the inbox selector behind it
+  (``workflows.selectors.inbox_for``) for 50 rows, its query count beside
+  the count for 10 rows;
 - ``read_dashboard``: the supervisor dashboard (/supervise/) of a city's
   supervisor and of the province's supervisor (every case);
 - ``read_timeline``: the workbench case page of a case with 200 events;
@@ -177,6 +177,38 @@ def main(argv: list[str] | None = None) -> int:
             rows=25,
             queries_page2=queries_page2,
             queries_constant=queries == queries_page2,
+            **common,
+        )
+
+        # The inbox selector itself at 50 rows (the page shows 25), and at 10 rows.
+        from django.test.utils import CaptureQueriesContext
+
+        from workflows.selectors import inbox_for
+
+        def selector(limit: int) -> tuple[list[float], int]:
+            handler_fresh = type(handler).objects.get(pk=handler.pk)  # no cached roles
+            with CaptureQueriesContext(connection) as captured:
+                rows = inbox_for(handler_fresh, limit=limit)
+            assert len(rows) == min(limit, open_tasks)
+            times = []
+            for _ in range(args.repeat):
+                fresh = type(handler).objects.get(pk=handler.pk)
+                started = time.perf_counter()
+                inbox_for(fresh, limit=limit)
+                times.append((time.perf_counter() - started) * 1000)
+            return times, len(captured.captured_queries)
+
+        times, queries = selector(50)
+        _t, queries_10 = selector(10)
+        result(
+            "read_inbox_selector",
+            times,
+            queries,
+            200,
+            org_open_tasks=open_tasks,
+            rows=50,
+            queries_10_rows=queries_10,
+            queries_constant=queries == queries_10,
             **common,
         )
 
