@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import views
+from . import oversight, views
 
 app_name = "api"
 urlpatterns = [
@@ -27,6 +27,33 @@ urlpatterns = [
         )
         for action in views.ACTIONS
     ],
+    path("cases/<str:reference>/evidence/", oversight.CaseEvidence.as_view(), name="evidence"),
+    path(
+        "cases/<str:reference>/evidence/<str:evidence_id>/file/",
+        oversight.EvidenceFile.as_view(),
+        name="evidence-file",
+    ),
+    path(
+        "cases/<str:reference>/complaints/",
+        oversight.CaseComplaints.as_view(),
+        name="case-complaints",
+    ),
+    path("cases/<str:reference>/report/", oversight.CaseReport.as_view(), name="case-report"),
+    path("cases/<str:reference>/reports/", oversight.CaseReports.as_view(), name="case-reports"),
+    path("cases/<str:reference>/review/", oversight.CaseReview.as_view(), name="case-review"),
+    path("complaints/", oversight.ComplaintList.as_view(), name="complaints"),
+    path(
+        "complaints/<str:complaint_id>/answer/",
+        oversight.ComplaintAnswer.as_view(),
+        name="complaint-answer",
+    ),
+    path("supervisor/dashboard/", oversight.SupervisorDashboard.as_view(), name="dashboard"),
+    path("supervisor/export/cases.csv", oversight.ExportCases.as_view(), name="export-cases"),
+    path(
+        "supervisor/export/timelines.csv",
+        oversight.ExportTimelines.as_view(),
+        name="export-timelines",
+    ),
     path("tasks/", views.TaskList.as_view(), name="tasks"),
     path("tasks/<str:task_id>/complete/", views.TaskComplete.as_view(), name="task-complete"),
     path("tasks/<str:task_id>/waive/", views.TaskWaive.as_view(), name="task-waive"),

@@ -149,7 +149,7 @@ class Scope:
         )
 
 
-def _scope(request) -> tuple[Scope, DashboardFilter]:
+def dashboard_scope(request) -> tuple[Scope, DashboardFilter]:
     """The subtree and filters of the request; 403 for anyone who supervises nothing."""
     roots = selectors.supervised_paths(request.user)
     if not roots:
@@ -195,7 +195,7 @@ def _percent(rate: float | None) -> str:
 @use_replica
 def dashboard(request):
     """Open cases by stage, overdue cases, escalations, per-organisation rates, trends."""
-    scope, form = _scope(request)
+    scope, form = dashboard_scope(request)
     stats = selectors.dashboard(
         scope.root,
         since=scope.since,
@@ -329,7 +329,7 @@ def _iso(value) -> str:
     return "" if value is None else str(value)
 
 
-def _stream(filename: str, header: list[str], rows) -> StreamingHttpResponse:
+def stream_csv(filename: str, header: list[str], rows) -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
 
     def lines():
@@ -374,17 +374,17 @@ TIMELINE_COLUMNS = [
 @login_required
 def export_cases(request):
     """The cases in the dashboard's current view, as CSV, streamed; nothing about the youth."""
-    scope, _form = _scope(request)
+    scope, _form = dashboard_scope(request)
     stamp = scope.now.strftime("%Y%m%d")
-    return _stream(f"cases-{stamp}.csv", CASE_COLUMNS, selectors.export_case_rows(scope.cases()))
+    return stream_csv(f"cases-{stamp}.csv", CASE_COLUMNS, selectors.export_case_rows(scope.cases()))
 
 
 @login_required
 def export_timelines(request):
     """The timelines of the cases in view, as CSV, streamed; no payloads, no free text."""
-    scope, _form = _scope(request)
+    scope, _form = dashboard_scope(request)
     stamp = scope.now.strftime("%Y%m%d")
-    return _stream(
+    return stream_csv(
         f"timelines-{stamp}.csv", TIMELINE_COLUMNS, selectors.export_timeline_rows(scope.cases())
     )
 

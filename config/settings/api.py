@@ -95,6 +95,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CaseStateEnum": "casework.states.CaseState",
         "RejectReasonEnum": "casework.models.Case.RejectReason",
+        "ReportKindEnum": "casework.models.Report.Kind",
+        "ReviewDecisionEnum": "casework.models.Review.Decision",
+        "ComplaintStatusEnum": "casework.models.Complaint.Status",
+        "EvidenceContentTypeEnum": "casework.models.Evidence.ContentType",
         "EscalationReasonEnum": [("manual", "manual"), ("beyond_capacity", "beyond capacity")],
     },
 }

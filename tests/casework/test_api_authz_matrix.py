@@ -359,3 +359,180 @@ def test_matrix_runs_on_postgresql(tree, people):
     """The same agreement on PostgreSQL (CI): path prefixes and subqueries behave alike."""
     test_scoping_and_object_checks_agree_for_every_caller(tree, people)
     test_case_reads(tree, people)
+
+
+# --- evidence, complaints, reports, supervision ------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def _refused(role, user, sees) -> int:
+    """The status of a refused cell: 401 anonymous, 403 sees the case, 404 otherwise."""
+    return 401 if user is None else 403 if role in sees else 404
+
+
+def _upload(user, case):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client_for(user).post(
+        f"/api/cases/{case.reference}/evidence/",
+        {"file": SimpleUploadedFile("scan.png", PNG, "image/png"), "version": case.version},
+        format="multipart",
+    )
+
+
+def test_evidence_matrix(tree, people, settings, tmp_path):
+    from casework.models import Evidence
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    allowed = {"handler", "supervisor"}
+    case = case_with_task(tree, CaseState.COORDINATING)
+    before = snapshot(case)
+    for role, user in people.items():
+        listing = client_for(user).get(f"/api/cases/{case.reference}/evidence/")
+        # the list is for the staff of the case, exactly those who may upload
+        assert listing.status_code == (
+            200 if role in allowed else _refused(role, user, SEES_CASE_WITH_TASK)
+        ), role
+        if role in allowed:
+            continue
+        response = _upload(user, case)
+        assert response.status_code == _refused(role, user, SEES_CASE_WITH_TASK), role
+        assert set(response.json()) == {"code", "message", "field_errors"}
+        assert snapshot(case) == before and not Evidence.objects.exists(), role
+    for role in sorted(allowed):
+        case = Case.objects.get(pk=case.pk)
+        response = _upload(people[role], case)
+        assert response.status_code == 201, (role, response.json())
+        evidence_id = response.json()["id"]
+        listed = client_for(people[role]).get(f"/api/cases/{case.reference}/evidence/").json()
+        assert evidence_id in [e["id"] for e in listed]
+        file = client_for(people[role]).get(
+            f"/api/cases/{case.reference}/evidence/{evidence_id}/file/"
+        )
+        assert file.status_code == 200 and file["Content-Type"] == "image/png"
+        assert b"".join(file.streaming_content) == PNG
+    # the file of a case someone may not see: the same 404 as for a missing one
+    other = client_for(people["sibling_handler"]).get(
+        f"/api/cases/{case.reference}/evidence/{evidence_id}/file/"
+    )
+    assert other.status_code == 404
+
+
+def test_complaint_matrix(tree, people):
+    from casework.models import Complaint
+
+    case = case_with_task(tree, CaseState.COORDINATING)
+    url = f"/api/cases/{case.reference}/complaints/"
+    for role, user in people.items():
+        reading = client_for(user).get(url)
+        readers = {"owner", "handler", "supervisor"}
+        assert reading.status_code == (
+            200 if role in readers else _refused(role, user, SEES_CASE_WITH_TASK)
+        ), role
+        if role == "owner":
+            continue
+        response = client_for(user).post(url, {"body": "处理太慢"}, format="json")
+        assert response.status_code == _refused(role, user, SEES_CASE_WITH_TASK), role
+    assert not Complaint.objects.exists()
+    created = client_for(tree.youth).post(url, {"body": "处理太慢"}, format="json")
+    assert created.status_code == 201
+    complaint_id = created.json()["id"]
+
+    # answering: only a supervisor above; the list and the answer endpoint agree
+    answerable = {"supervisor"}
+    sees_complaint = {"owner", "supervisor"}
+    for role, user in people.items():
+        listed = client_for(user).get("/api/complaints/")
+        if user is None:
+            assert listed.status_code == 401
+        else:
+            ids = [c["id"] for c in listed.json()["results"]]
+            assert (complaint_id in ids) is (role in sees_complaint), role
+        if role in answerable:
+            continue
+        response = client_for(user).post(
+            f"/api/complaints/{complaint_id}/answer/", {"answer": "已督办"}, format="json"
+        )
+        assert response.status_code == _refused(role, user, sees_complaint), role
+        assert Complaint.objects.get(pk=complaint_id).status == Complaint.Status.OPEN
+    answered = client_for(people["supervisor"]).post(
+        f"/api/complaints/{complaint_id}/answer/", {"answer": "已督办"}, format="json"
+    )
+    assert answered.status_code == 200
+    assert answered.json()["status"] == "answered"
+
+
+@pytest.mark.parametrize("public", [True, False], ids=["public", "private"])
+def test_report_matrix(tree, people, settings, public):
+    from casework.models import Report
+
+    settings.CASEWORK_REPORTS_TO_HIDE = 100  # every reporter here, none hides it midway
+    case = case_with_task(tree, CaseState.COORDINATING)
+    Case.objects.filter(pk=case.pk).update(is_public=public)
+    # anyone signed in may report a public case; a private one only those who see it;
+    # never the youth who asked for help (they complain instead)
+    signed_in = {role for role, user in people.items() if user is not None}
+    allowed = (signed_in if public else SEES_CASE_WITH_TASK) - {"owner"}
+    for role, user in people.items():
+        response = client_for(user).post(
+            f"/api/cases/{case.reference}/report/", {"kind": "fake"}, format="json"
+        )
+        if role in allowed:
+            assert response.status_code == 201, (role, response.json())
+        else:
+            sees = signed_in if public else SEES_CASE_WITH_TASK
+            assert response.status_code == _refused(role, user, sees), role
+    assert Report.objects.filter(case=case).count() == len(allowed)
+
+
+def test_review_matrix(tree, people):
+    case = case_with_task(tree, CaseState.COORDINATING)
+    for username in ("r1", "r2", "r3"):
+        services.report_submit(
+            case=case, actor=member(tree.baiyun, "handler", username), kind="fake"
+        )
+    assert Case.objects.get(pk=case.pk).hidden_from_public
+    reports = f"/api/cases/{case.reference}/reports/"
+    for role, user in people.items():
+        listing = client_for(user).get(reports)
+        staff = {"handler", "supervisor"}
+        assert listing.status_code == (
+            200 if role in staff else _refused(role, user, SEES_CASE_WITH_TASK)
+        ), role
+        if role == "supervisor":
+            continue
+        response = client_for(user).post(
+            f"/api/cases/{case.reference}/review/", {"decision": "restore"}, format="json"
+        )
+        assert response.status_code == _refused(role, user, SEES_CASE_WITH_TASK), role
+        assert Case.objects.get(pk=case.pk).hidden_from_public, role
+    decided = client_for(people["supervisor"]).post(
+        f"/api/cases/{case.reference}/review/",
+        {"decision": "restore", "note": "核实无误"},
+        format="json",
+    )
+    assert decided.status_code == 200, decided.json()
+    assert decided.json()["reports"] == 3 and decided.json()["hidden_from_public"] is False
+    assert not Case.objects.get(pk=case.pk).hidden_from_public
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["supervisor/dashboard/", "supervisor/export/cases.csv", "supervisor/export/timelines.csv"],
+)
+def test_supervision_matrix(tree, people, path):
+    case = case_with_task(tree, CaseState.COORDINATING)
+    for role, user in people.items():
+        response = client_for(user).get(f"/api/{path}")
+        if role == "supervisor":
+            assert response.status_code == 200
+            if path.endswith("/"):
+                figures = response.json()
+                assert figures["org"]["id"] == tree.city.pk and figures["open_total"] == 1
+            else:
+                assert response["Content-Type"].startswith("text/csv")
+                assert case.reference in b"".join(response.streaming_content).decode()
+        else:
+            assert response.status_code == (401 if user is None else 403), role
+            assert set(response.json()) == {"code", "message", "field_errors"}

@@ -1,8 +1,8 @@
 """Property-based API tests: schemathesis generates requests for every operation of
 /api/schema/ and checks each response against the schema.
 
-The Django WSGI app runs in-process. Callers alternate between a signed-in handler and
-a signed-in youth (API tokens), and about half the generated path parameters are
+The Django WSGI app runs in-process. Callers rotate between a signed-in handler, a
+signed-in youth and a supervisor (API tokens), and about half the generated path parameters are
 swapped for a real case, task or public token, so the operations do real work rather
 than only answering 404. Every operation must give no server error and only responses
 that its schema documents (status, content type, headers and body).
@@ -53,8 +53,9 @@ def _keep_test_connection():
 
 
 @pytest.fixture
-def world(tree, settings, _keep_test_connection):
-    """Real rows for the generated requests to hit, and tokens for two callers."""
+def world(tree, settings, tmp_path, _keep_test_connection):
+    """Real rows for the generated requests to hit, and tokens for three callers."""
+    settings.MEDIA_ROOT = tmp_path / "media"
     settings.API_THROTTLE_RATES = {scope: "100000/hour" for scope in settings.API_THROTTLE_RATES}
     caches["throttle"].clear()
     coordinating = case_in(tree, CaseState.COORDINATING)
@@ -63,14 +64,24 @@ def world(tree, settings, _keep_test_connection):
     services.case_refer(
         case=coordinating, actor=tree.handler, partner=tree.partner, instructions="请协调"
     )
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from casework.services.evidence import evidence_add
+
+    scan = SimpleUploadedFile("scan.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, "image/png")
+    evidence = evidence_add(case=coordinating, actor=tree.handler, file=scan)
+    complaint = services.complaint_submit(case=coordinating, actor=tree.youth, body="太慢了")
     cases = [case_in(tree, CaseState.SUBMITTED), coordinating]
     return {
+        "evidence": [evidence.pk],
+        "complaints": [complaint.pk],
         "references": [c.reference for c in cases],
         "tokens": [c.public_token for c in cases],
         "tasks": list(CoordinationTask.objects.values_list("pk", flat=True)),
         "auth": [
             f"Token {Token.objects.create(user=tree.handler).key}",
             f"Token {Token.objects.create(user=tree.youth).key}",
+            f"Token {Token.objects.create(user=tree.city_supervisor).key}",
         ],
     }
 
@@ -99,7 +110,11 @@ def test_api_conforms_to_its_schema(case, world):
         params["token"] = _real(params["token"], world["tokens"], n)
     if "task_id" in params:
         params["task_id"] = _real(params["task_id"], world["tasks"], n)
-    headers = {"Authorization": world["auth"][(n // 2) % 2]}
+    if "evidence_id" in params:
+        params["evidence_id"] = _real(params["evidence_id"], world["evidence"], n)
+    if "complaint_id" in params:
+        params["complaint_id"] = _real(params["complaint_id"], world["complaints"], n)
+    headers = {"Authorization": world["auth"][(n // 2) % len(world["auth"])]}
     case.call_and_validate(headers=headers, checks=CHECKS)
 
 
