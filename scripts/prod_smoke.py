@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))  # run as a script from scripts/: the project's packages
-TIME_LIMIT = float(os.environ.get("PROD_SMOKE_TIMEOUT", "180"))
+TIME_LIMIT = float(os.environ.get("PROD_SMOKE_TIMEOUT", "240"))
 PASSWORD = "prod-smoke-" + secrets.token_urlsafe(9)
 STARTED = time.monotonic()
 LOG_TAIL_LINES = 40
