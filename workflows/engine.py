@@ -14,6 +14,10 @@ from django.db import connection
 from django.db.models import BigIntegerField, F, OuterRef, Q, QuerySet, Subquery, When
 from django.db.models import Case as Choose
 from django.db.models.functions import Coalesce
+from django.utils import timezone
+from viewflow.workflow.signals import task_finished
+from viewflow.workflow.status import STATUS
+from viewflow.workflow.token import Token
 
 from casework.models import Case
 from casework.pgarrays import array_literal
@@ -35,7 +39,7 @@ def start_case_flow(case) -> CaseProcess:
     return CaseFlow.start.run(case=case)
 
 
-def sync_case_tasks(case, *, actor=None) -> None:
+def sync_case_tasks(case, *, actor=None, from_state: str | None = None) -> None:
     """Make the case's open human task match its state and holding organisation.
 
     If the open task is the step the state calls for, only its holder may
@@ -44,7 +48,14 @@ def sync_case_tasks(case, *, actor=None) -> None:
     completed and the flow's route creates the next step, or ends the
     process for a closed, rejected or withdrawn case. A case without an open
     task (between a rejection and the new process of its appeal) is left alone.
+
+    ``from_state``, the state the caller found the case in under its lock,
+    says which step the open task is at (the flow follows the case, and the
+    case lock serialises every change to its tasks), so the common moves
+    need no read first: see ``_follow_known_step``.
     """
+    if from_state is not None and _follow_known_step(case, from_state, actor):
+        return
     tasks = list(
         CaseTask.objects.filter(case_id=case.pk, status__in=OPEN_TASK_STATUSES)
         .select_related("process")
@@ -68,6 +79,151 @@ def sync_case_tasks(case, *, actor=None) -> None:
     process.case = case
     with CaseFlow.lock(process.pk):
         node.activation_class(task).follow_case(actor=actor)
+
+
+def _follow_known_step(case, from_state: str, actor) -> bool:
+    """The two common moves in the fewest statements; False: take the general way.
+
+    - The state calls for the same step as before: only the holder may change,
+      one conditional UPDATE (none at all for a step with no open task).
+    - One human step to another: one UPDATE ends the open task and returns it,
+      one INSERT adds the route's record and the next step's task, one INSERT
+      links them: the same rows viewflow's activations write (``follow_case``,
+      ``CaseSwitchActivation.create``, ``CaseTaskActivationMixin.create``),
+      without reading the task first, without viewflow's process lock (the case
+      row lock, held by the caller, already serialises the case's flow) and
+      without the savepoint around it.
+
+    The end of a process, a listener on ``task_finished`` and anything that
+    does not fit go through viewflow's own activations.
+    """
+    before = CaseFlow.node_for_state(from_state)
+    node = CaseFlow.node_for_state(case.state)
+    if before is node:
+        if node is not None:
+            holder = node.holder_id(case)
+            CaseTask.objects.filter(
+                case_id=case.pk, status__in=OPEN_TASK_STATUSES, flow_task=node
+            ).exclude(org_id=holder).update(org_id=holder)
+        return True
+    if before is None or node is None or task_finished.has_listeners(CaseFlow):
+        return False
+    moment = timezone.now()
+    values = {
+        "moment": moment,
+        "actor": actor.pk if actor is not None else None,
+        "case": case.pk,
+        "before": _node_ref(before),
+        "route": _node_ref(CaseFlow.route),
+        "route_type": CaseFlow.route.task_type,
+        "node": _node_ref(node),
+        "node_type": node.task_type,
+        "holder": node.holder_id(case),
+        "done": STATUS.DONE,
+        "new": STATUS.NEW,
+        **{f"open{i}": status for i, status in enumerate(OPEN_TASK_STATUSES)},
+    }
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_follow_sql(), values)
+            (ended,) = cursor.fetchone()
+        if ended > 1:
+            logger.error("case %s had %d open flow tasks; followed the newest", case.pk, ended)
+        return ended > 0
+    return _follow_step_by_step(values, node)
+
+
+def _node_ref(node) -> str:
+    return CaseTask._meta.get_field("flow_task").get_prep_value(node)
+
+
+def _open_in() -> str:
+    return ", ".join(f"%(open{i})s" for i in range(len(OPEN_TASK_STATUSES)))
+
+
+def _end_task_sql() -> str:
+    return (
+        f'UPDATE "{CaseTask._meta.db_table}" SET status = %(done)s, '
+        "started = COALESCE(started, %(moment)s), finished = %(moment)s, "
+        "owner_id = COALESCE(owner_id, %(actor)s) "
+        f"WHERE case_id = %(case)s AND flow_task = %(before)s AND status IN ({_open_in()})"
+    )
+
+
+def _follow_sql() -> str:
+    """One statement (PostgreSQL): end the open task, add the route record and the next task,
+    link them. When no task is open at the expected step it writes nothing and says 0."""
+    task = f'"{CaseTask._meta.db_table}"'
+    link = f'"{CaseTask.previous.through._meta.db_table}"'
+    return f"""
+WITH ended AS (
+    {_end_task_sql()}
+    RETURNING id, process_id, token
+), last AS (
+    SELECT id, process_id, token FROM ended ORDER BY id DESC LIMIT 1
+), route AS (
+    INSERT INTO {task} (flow_task, flow_task_type, status, created, started, finished,
+                        token, process_id, case_id)
+    SELECT %(route)s, %(route_type)s, %(done)s, %(moment)s, %(moment)s, %(moment)s,
+           token, process_id, %(case)s FROM last
+    RETURNING id
+), next AS (
+    INSERT INTO {task} (flow_task, flow_task_type, status, created, token, process_id,
+                        case_id, org_id)
+    SELECT %(node)s, %(node_type)s, %(new)s, %(moment)s, token, process_id, %(case)s,
+           %(holder)s FROM last
+    RETURNING id
+), links AS (
+    INSERT INTO {link} (from_casetask_id, to_casetask_id)
+    SELECT route.id, last.id FROM route, last
+    UNION ALL SELECT next.id, route.id FROM next, route
+)
+SELECT count(*) FROM ended"""
+
+
+def _follow_step_by_step(values: dict, node) -> bool:
+    """``_follow_sql`` in three statements, for databases without writing CTEs (SQLite)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_end_task_sql()} RETURNING id, process_id, token", values)
+        ended = cursor.fetchall()
+    if not ended:
+        return False
+    if len(ended) > 1:
+        logger.error(
+            "case %s had %d open flow tasks; followed the newest", values["case"], len(ended)
+        )
+    done_id, process_id, token = max(ended)
+    common = {"process_id": process_id, "case_id": values["case"], "token": Token(token)}
+    moment = values["moment"]
+    made = CaseTask.objects.bulk_create(
+        [
+            CaseTask(
+                flow_task=CaseFlow.route,
+                flow_task_type=values["route_type"],
+                status=values["done"],
+                created=moment,
+                started=moment,
+                finished=moment,
+                **common,
+            ),
+            CaseTask(
+                flow_task=node,
+                flow_task_type=values["node_type"],
+                status=values["new"],
+                created=moment,
+                org_id=values["holder"],
+                **common,
+            ),
+        ]
+    )
+    link = CaseTask.previous.through
+    link.objects.bulk_create(
+        [
+            link(from_casetask_id=made[0].pk, to_casetask_id=done_id),
+            link(from_casetask_id=made[1].pk, to_casetask_id=made[0].pk),
+        ]
+    )
+    return True
 
 
 def holder_expression():

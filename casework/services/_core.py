@@ -10,6 +10,7 @@ from django_fsm import can_proceed
 
 from ..errors import InvalidTransition, NotPermitted
 from ..events import append_event
+from ..locks import save_case
 from ..models import Case, User
 
 # Why a transition whose source state fits may still be refused (its FSM condition).
@@ -53,8 +54,8 @@ def finish_change(case: Case, *, kind: str, actor: User | None, from_state: str 
     event = append_event(
         case, kind=kind, actor=actor, from_state=from_state, to_state=case.state, **kw
     )
-    case.save()
-    sync_case_tasks(case, actor=actor)
+    save_case(case)
+    sync_case_tasks(case, actor=actor, from_state=from_state)
     notify_event(case, event)
     return event
 
@@ -67,8 +68,13 @@ def apply_transition(
     kind: str,
     payload: dict | None = None,
     args: tuple = (),
+    then: Callable[[Case], None] | None = None,
 ):
-    """Run the FSM transition ``action`` on a locked case and record it."""
+    """Run the FSM transition ``action`` on a locked case and record it.
+
+    ``then(case)`` makes the service's own further changes to the case after the
+    transition, so that they are saved with it in the same UPDATE.
+    """
     from workflows import sla
 
     method = check_transition(case, action, actor)
@@ -76,4 +82,6 @@ def apply_transition(
     method(*args)
     now = timezone.now()
     sla.apply_transition(case, from_state, now)
+    if then is not None:
+        then(case)
     return finish_change(case, kind=kind, actor=actor, from_state=from_state, payload=payload)

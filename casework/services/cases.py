@@ -34,6 +34,18 @@ def _add_message(case: Case, author: User | None, kind: str, body: str, **kw) ->
     return CaseMessage.objects.create(case=case, author=author, kind=kind, body=body, **kw)
 
 
+def _assign_if_unassigned(actor: User):
+    def then(case: Case) -> None:
+        if case.assignee_id is None:
+            case.assignee = actor
+
+    return then
+
+
+def _forget_resume_state(case: Case) -> None:
+    case.resume_state = ""
+
+
 def case_submit(
     *,
     youth: User,
@@ -119,10 +131,9 @@ def case_accept(*, case: Case | int, actor: User, expected_version: int | None =
     """Intake review accepts the case; offline verification comes next."""
     with transaction.atomic():
         case = lock_case(case, expected_version=expected_version)
-        apply_transition(case, "accept", actor=actor, kind=EventKind.ACCEPTED)
-        if case.assignee_id is None:
-            case.assignee = actor
-            case.save(update_fields=["assignee"])
+        apply_transition(
+            case, "accept", actor=actor, kind=EventKind.ACCEPTED, then=_assign_if_unassigned(actor)
+        )
     return case
 
 
@@ -276,9 +287,8 @@ def case_provide_info(
             actor=actor,
             kind=EventKind.INFO_PROVIDED,
             payload={"message": msg.pk},
+            then=_forget_resume_state,
         )
-        case.resume_state = ""
-        case.save(update_fields=["resume_state"])
     return case
 
 
