@@ -15,6 +15,9 @@ def available() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     names = available()
+    if argv and argv[0] in names:
+        # The benchmark parses its own options (and its own --help).
+        return importlib.import_module(f"bench.{argv[0]}").main(argv[1:]) or 0
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Run one benchmark; it prints one JSON object per line.",
