@@ -546,6 +546,21 @@ class CaseEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["case", "seq"], name="caseevent_case_seq_unique")
         ]
+        # The supervisor dashboard's escalation counts (by time) and its "missed a deadline?"
+        # test per case (casework.selectors.dashboard): a few percent of the events, so these
+        # stay small and cost nothing on the inserts of every other kind.
+        indexes = [
+            models.Index(
+                fields=["at"],
+                name="caseevent_escalation_at_idx",
+                condition=Q(kind__in=["escalated", "sla_breach"]),
+            ),
+            models.Index(
+                fields=["case"],
+                name="caseevent_escalation_case_idx",
+                condition=Q(kind__in=["escalated", "sla_breach"]),
+            ),
+        ]
 
     def __str__(self):
         return f"{self.case_id}#{self.seq} {self.kind}"
