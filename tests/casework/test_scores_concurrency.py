@@ -78,8 +78,10 @@ class OpenTransaction:
 
     def __enter__(self):
         self.thread.start()
-        assert self.ready.wait(60)
-        assert self.result and not isinstance(self.result[0], BaseException), self.result
+        started = self.ready.wait(60)
+        if not (started and self.result and not isinstance(self.result[0], BaseException)):
+            self.__exit__()
+            pytest.fail(f"the open transaction did not start: {self.result}")
         return self
 
     def __exit__(self, *exc):
