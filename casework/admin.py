@@ -208,3 +208,7 @@ class PrivacyRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["at", "youth", "kind", "status", "reason"]
     list_filter = ["kind", "status"]
     search_fields = ["youth__username"]
+
+
+# Offline stations: profiles, hours, exceptions, slots, appointments.
+from . import admin_stations  # noqa: E402,F401

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from . import services
 from .models import Case, Category, Membership, Organisation, Rating, User
+from .models_stations import StationException, StationProfile, StationService
 from .states import CaseState
 
 DEFAULT_PASSWORD = "youthvoice-demo"
@@ -386,6 +387,126 @@ def ensure_tree(log: Callable[[str], None] = print) -> dict[str, Organisation]:
     return orgs
 
 
+# --- station directory (docs/stations.md) ------------------------------------
+
+STATION_SERVICES = [
+    ("tutoring", "学业辅导", "Tutoring"),
+    ("counselling", "心理咨询", "Counselling"),
+    ("legal", "法律咨询", "Legal advice"),
+    ("employment", "就业指导", "Job guidance"),
+    ("family", "亲子家庭服务", "Family support"),
+    ("volunteering", "志愿服务", "Volunteering"),
+]
+
+
+@dataclass(frozen=True)
+class StationSpec:
+    address: str
+    address_en: str
+    point: tuple[str, str]  # latitude, longitude
+    services: tuple[str, ...]
+    visits_per_hour: int = 2
+    opens_on_public_holidays: bool = False
+    phone: str = ""
+
+
+STATIONS = {
+    "海珠青年之家·江南西": StationSpec(
+        "广州市海珠区江南西路38号",
+        "38 Jiangnan West Road, Haizhu, Guangzhou",
+        ("23.096600", "113.270500"),
+        ("tutoring", "counselling", "family"),
+        phone="020-8443 0000",
+    ),
+    "越秀青年之家·北京路": StationSpec(
+        "广州市越秀区北京路200号",
+        "200 Beijing Road, Yuexiu, Guangzhou",
+        ("23.125500", "113.269000"),
+        ("counselling", "legal", "volunteering"),
+    ),
+    "白云青年之家·京溪": StationSpec(
+        "广州市白云区京溪路8号",
+        "8 Jingxi Road, Baiyun, Guangzhou",
+        ("23.180000", "113.326000"),
+        ("employment", "legal", "tutoring"),
+    ),
+    "南沙青年之家": StationSpec(
+        "广州市南沙区进港大道100号",
+        "100 Jingang Avenue, Nansha, Guangzhou",
+        ("22.801000", "113.530000"),
+        ("tutoring", "family", "volunteering", "counselling"),
+        visits_per_hour=3,
+        opens_on_public_holidays=True,  # the seeds' model station, open around the clock
+        phone="020-3468 0000",
+    ),
+    "天河青年之家·石牌": StationSpec(
+        "广州市天河区石牌西路50号",
+        "50 Shipai West Road, Tianhe, Guangzhou",
+        ("23.133000", "113.338000"),
+        ("employment", "counselling"),
+    ),
+    "广州市青年文化宫": StationSpec(
+        "广州市越秀区北京路238号",
+        "238 Beijing Road, Yuexiu, Guangzhou",
+        ("23.124000", "113.276000"),
+        ("counselling", "legal", "employment", "volunteering"),
+        visits_per_hour=4,
+        phone="12355",
+    ),
+    "福田青年之家·华强北": StationSpec(
+        "深圳市福田区华强北路1号",
+        "1 Huaqiang North Road, Futian, Shenzhen",
+        ("22.544000", "114.085000"),
+        ("employment", "tutoring"),
+    ),
+    "南山青年之家·蛇口": StationSpec(
+        "深圳市南山区蛇口工业一路10号",
+        "10 Industrial Road 1, Shekou, Nanshan, Shenzhen",
+        ("22.487000", "113.915000"),
+        ("counselling", "family"),
+    ),
+    "禅城青年之家·祖庙": StationSpec(
+        "佛山市禅城区祖庙路20号",
+        "20 Zumiao Road, Chancheng, Foshan",
+        ("23.033000", "113.109000"),
+        ("tutoring", "volunteering"),
+    ),
+}
+# A closure a week ahead, to show the exceptions in the directory and the booking.
+CLOSURE = ("海珠青年之家·江南西", 7, "设施维护,暂停开放")
+
+
+def ensure_stations(orgs: dict[str, Organisation], log: Callable[[str], None] = print) -> int:
+    """Profiles (address, map point, services, seats) of the demo's stations."""
+    services_by_code = {}
+    for order, (code, name, name_en) in enumerate(STATION_SERVICES):
+        services_by_code[code], _ = StationService.objects.update_or_create(
+            code=code, defaults={"name": name, "name_en": name_en, "ordering": order}
+        )
+    for name, spec in STATIONS.items():
+        profile, _ = StationProfile.objects.update_or_create(
+            station=orgs[name],
+            defaults={
+                "address": spec.address,
+                "address_en": spec.address_en,
+                "latitude": spec.point[0],
+                "longitude": spec.point[1],
+                "phone": spec.phone,
+                "visits_per_hour": spec.visits_per_hour,
+                "opens_on_public_holidays": spec.opens_on_public_holidays,
+            },
+        )
+        profile.services.set([services_by_code[c] for c in spec.services])
+    name, days, note = CLOSURE
+    StationException.objects.update_or_create(
+        station=orgs[name],
+        date=timezone.localdate() + timedelta(days=days),
+        defaults={"kind": StationException.Kind.CLOSED, "note": note},
+    )
+    log(f"Stations: {len(STATIONS)} directory profiles, {len(STATION_SERVICES)} services.")
+    return len(STATIONS)
+
+
 # --- people -----------------------------------------------------------------
 
 
@@ -705,6 +826,27 @@ def story_fake_request(a: Actors) -> Case:
     )
 
 
+def story_station_visit(a: Actors) -> Case:
+    """Offline verification with a booked visit: 何子轩 books an hour at 江南西, and the
+    station proposes a time on another generated case for its youth to confirm."""
+    from .services.stations import station_slots
+
+    liu, youth = a["liu_laoshi"], a["he_zixuan"]
+    station = a.orgs["海珠青年之家·江南西"]
+    case = _submit(
+        youth,
+        "study",
+        "想找人辅导数学",
+        "初三数学跟不上,家里没有条件请家教,想问青年之家有没有志愿者辅导。",
+        requested_org=a.orgs["海珠区团委"],
+    )
+    services.case_accept(case=case, actor=liu)
+    services.case_schedule_verification(case=case, actor=liu, station=station)
+    free = [slot.starts_at for slot in station_slots(station) if slot.free]
+    services.visit_book(case=case, actor=youth, starts_at=free[0])
+    return case
+
+
 STORIES = [
     story_school_bullying,
     story_unpaid_wages,
@@ -919,7 +1061,27 @@ def build_cases(log: Callable[[str], None] = print) -> list[Case]:
     services.record_personal_data_access(actor=actors["liu_laoshi"], case=cases[0])
     services.export_personal_data(youth=actors["chen_xiaoyu"], actor=actors["chen_xiaoyu"])
     cases += build_generated_cases(actors, random.Random(RANDOM_SEED))
+    visit = story_station_visit(actors)
+    log(f"  story station_visit: {visit.reference} (visit booked)")
+    cases.append(visit)
+    _station_proposes(actors, cases)
     return cases
+
+
+def _station_proposes(a: Actors, cases: list[Case]) -> None:
+    """A station proposes a visit time on the first generated case waiting at a station
+    with a directory profile (its youth has yet to confirm)."""
+    from .services.stations import station_slots
+
+    for case in cases:
+        if case.state != CaseState.VERIFYING or not case.station_id or case.appointments.exists():
+            continue
+        station = Organisation.objects.get(pk=case.station_id)
+        if not StationProfile.objects.filter(station=station).exists():
+            continue
+        free = [slot.starts_at for slot in station_slots(station) if slot.free]
+        services.visit_propose(case=case.pk, actor=a.verifier(case), starts_at=free[1])
+        return
 
 
 # --- everything -------------------------------------------------------------
@@ -929,6 +1091,7 @@ def seed(*, password: str = DEFAULT_PASSWORD, log: Callable[[str], None] = print
     """Build the demo; safe to run again (nothing is duplicated)."""
     with transaction.atomic():
         orgs = ensure_tree(log)
+        ensure_stations(orgs, log)
         users = ensure_people(orgs, password, log)
     if demo_cases_exist():
         log("Cases: the demo cases are already there; none added.")

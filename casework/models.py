@@ -1065,3 +1065,14 @@ class Open311Key(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+# --- offline stations and verification visits (casework/models_stations.py) ---
+
+from .models_stations import (  # noqa: E402,F401
+    Appointment,
+    StationException,
+    StationProfile,
+    StationService,
+    VisitSlot,
+)

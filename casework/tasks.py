@@ -19,3 +19,11 @@ def recompute_scores_task() -> int:
     from casework.services import recompute_scores
 
     return recompute_scores()
+
+
+@shared_task(name="casework.visit_reminders", queue=SWEEPS_QUEUE, ignore_result=True)
+def visit_reminders_task() -> int:
+    """Send the due reminders of station visits (every five minutes from beat)."""
+    from casework.services import visit_reminder_sweep
+
+    return visit_reminder_sweep()

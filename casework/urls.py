@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import cases, privacy, public, staff, supervisor, youth
+from .views import cases, privacy, public, staff, stations, supervisor, youth
 
 app_name = "casework"
 urlpatterns = [
@@ -12,4 +12,5 @@ urlpatterns = [
     *staff.urlpatterns,
     *supervisor.urlpatterns,
     *privacy.urlpatterns,
+    *stations.urlpatterns,
 ]

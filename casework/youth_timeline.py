@@ -47,6 +47,14 @@ SENTENCES = {
     "rating_edited": _("You changed your rating."),
     "complaint": _("You complained about how your request was handled."),
     "complaint_answered": _("The supervisors answered your complaint."),
+    # Station visits (casework.services.stations); {visit} is the visit's local time.
+    "visit_booked": _("You booked a visit at {station} for {visit}."),
+    "visit_proposed": _("{station} proposed a visit at {visit}; please confirm it."),
+    "visit_confirmed": _("You confirmed the visit at {station} for {visit}."),
+    "visit_rescheduled": _("The visit at {station} was moved to {visit}."),
+    "visit_cancelled": _("The visit at {station} on {visit} was cancelled."),
+    "visit_no_show": _("You did not come to the visit at {station} on {visit}."),
+    "visit_rebook": _("Please book another visit at {station}."),
 }
 
 ESCALATION_REASONS = {
@@ -117,8 +125,24 @@ def sentence(event: CaseEvent, org_names: Mapping[int, str]) -> str | None:
         reason_text = str(ESCALATION_REASONS.get(reason, _("to get more help")))
     outcome = _choice_label(Case.Outcome, payload.get("outcome", ""))
     return str(template).format(
-        org=org, to_org=to_org, station=station, reason=reason_text, outcome=outcome
+        org=org,
+        to_org=to_org,
+        station=station,
+        reason=reason_text,
+        outcome=outcome,
+        visit=_local_time(payload.get("visit")),
     )
+
+
+def _local_time(value) -> str:
+    from django.utils import timezone
+    from django.utils.dateparse import parse_datetime
+
+    try:
+        moment = parse_datetime(str(value or ""))
+    except ValueError:
+        moment = None
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 def plain_timeline(events: Iterable[CaseEvent], org_names: Mapping[int, str]) -> list[Line]:

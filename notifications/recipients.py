@@ -51,6 +51,15 @@ RECIPIENTS: dict[str, tuple[str, ...]] = {
     "complaint": (HANDLERS, SUPERVISORS),
     "complaint_answered": (YOUTH,),
     "hidden_pending_review": (SUPERVISORS,),  # reports hid the case: review it
+    # Verification visits at a station (casework.services.stations).
+    "visit_booked": (VERIFIERS,),
+    "visit_proposed": (YOUTH,),  # confirm the time
+    "visit_confirmed": (VERIFIERS,),
+    "visit_rescheduled": (YOUTH, VERIFIERS),
+    "visit_cancelled": (VERIFIERS,),
+    "visit_reminder": (YOUTH, VERIFIERS),
+    "visit_no_show": (HANDLERS,),  # decide what next
+    "visit_rebook": (YOUTH,),  # book another visit
 }
 
 GROUP_AUDIENCE = {

@@ -116,6 +116,7 @@ def message_context(notification, language: str, task=None) -> dict:
         if language == "en"
         else ctx.get("org", ""),
         "due": _when(ctx.get("due"), language),
+        "visit": _when(ctx.get("visit"), language),
         "reason": REASON_LABELS[language].get(ctx.get("reason", ""), ""),
     }
     if notification.audience == "partner":

@@ -109,6 +109,8 @@ def _context(case, event, org, audience: str) -> dict:
         due=case.stage_due_at.isoformat() if case.stage_due_at else None,
         reason=str(payload.get("reason", ""))[:40],
     )
+    if payload.get("visit"):  # a station visit's start (casework.services.stations)
+        facts["visit"] = str(payload["visit"])[:40]
     return facts
 
 

@@ -14,6 +14,7 @@ errors from the services map to HTTP statuses here and nowhere else:
 | method_not_allowed | 405 | |
 | conflict | 409 | the version given is not the case's current version (stale client) |
 | invalid_state | 409 | the case's current state does not allow the action |
+| slot_full | 409 | every seat of the chosen visit slot is taken (casework.services.stations) |
 | version_required | 428 | a case action without If-Match or ``version`` |
 | throttled | 429 | a rate limit; ``Retry-After`` says when to try again |
 """
@@ -38,6 +39,7 @@ DOMAIN_STATUS = {
     "not_found": status.HTTP_404_NOT_FOUND,
     "conflict": status.HTTP_409_CONFLICT,
     "invalid_state": status.HTTP_409_CONFLICT,
+    "slot_full": status.HTTP_409_CONFLICT,
 }
 
 

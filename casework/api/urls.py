@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import oversight, views
+from . import oversight, views, views_stations
 
 app_name = "api"
 urlpatterns = [
@@ -54,6 +54,22 @@ urlpatterns = [
         oversight.ExportTimelines.as_view(),
         name="export-timelines",
     ),
+    # Station directory and verification visits (views_stations).
+    path("stations/", views_stations.StationList.as_view(), name="stations"),
+    path(
+        "stations/<str:station_id>/slots/",
+        views_stations.StationSlots.as_view(),
+        name="station-slots",
+    ),
+    path("cases/<str:reference>/visit/", views_stations.CaseVisit.as_view(), name="case-visit"),
+    *[
+        path(
+            f"cases/<str:reference>/{action.name}/",
+            views.action_view(action),
+            name=f"case-{action.name}",
+        )
+        for action in views_stations.VISIT_ACTIONS
+    ],
     path("tasks/", views.TaskList.as_view(), name="tasks"),
     path("tasks/<str:task_id>/complete/", views.TaskComplete.as_view(), name="task-complete"),
     path("tasks/<str:task_id>/waive/", views.TaskWaive.as_view(), name="task-waive"),

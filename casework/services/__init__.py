@@ -33,6 +33,16 @@ from .routing import (
     case_transfer,
 )
 from .scores import recompute_scores
+from .stations import (
+    SlotFull,
+    visit_book,
+    visit_confirm,
+    visit_decide_no_show,
+    visit_no_show,
+    visit_propose,
+    visit_reminder_sweep,
+    visit_reschedule,
+)
 from .sweep import SweepResult, sla_sweep
 
 __all__ = [
@@ -65,4 +75,13 @@ __all__ = [
     "record_personal_data_access",
     "require_guardian_consent",
     "retention_sweep",
+    # verification visits at stations (stations.py)
+    "SlotFull",
+    "visit_book",
+    "visit_confirm",
+    "visit_decide_no_show",
+    "visit_no_show",
+    "visit_propose",
+    "visit_reminder_sweep",
+    "visit_reschedule",
 ]

@@ -12,6 +12,10 @@ from ..errors import InvalidTransition, NotPermitted
 from ..events import append_event
 from ..locks import save_case
 from ..models import Case, User
+from ..states import CaseState
+
+# The states in which a station visit stays arranged (casework.services.stations).
+VISIT_STATES = (CaseState.VERIFYING, CaseState.AWAITING_YOUTH)
 
 # Why a transition whose source state fits may still be refused (its FSM condition).
 CONDITION_MESSAGES = {
@@ -57,6 +61,11 @@ def finish_change(case: Case, *, kind: str, actor: User | None, from_state: str 
     save_case(case)
     sync_case_tasks(case, actor=actor, from_state=from_state)
     notify_event(case, event)
+    if case.station_id and from_state in VISIT_STATES and case.state not in VISIT_STATES:
+        # A station case left verification: its visit was made or is cancelled.
+        from .stations import settle_appointment
+
+        settle_appointment(case, event)
     return event
 
 

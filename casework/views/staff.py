@@ -28,11 +28,18 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from .. import forms_staff as f
+from .. import forms_stations as fs
 from .. import permissions, services
 from ..errors import CaseConflict, CaseworkError, NotFound, NotPermitted
 from ..events import EventKind
 from ..models import Case, CaseEvent, CoordinationTask, Evidence, User
 from ..services.evidence import evidence_add
+from ..services.stations import (
+    active_appointment,
+    acts_for_station,
+    latest_appointment,
+    takes_bookings,
+)
 from ..states import OPEN_STATES, CaseState
 
 # --- SLA countdown badges -----------------------------------------------------------
@@ -142,6 +149,38 @@ def _can_add_evidence(case, user) -> bool:
     return case.is_open and permissions.is_case_handler_or_verifier(case, user)
 
 
+def _visit_case(case) -> bool:
+    return case.state == CaseState.VERIFYING and takes_bookings(case.station_id)
+
+
+def _can_propose_visit(case, user) -> bool:
+    return _visit_case(case) and acts_for_station(case, user) and active_appointment(case) is None
+
+
+def _can_move_visit(case, user) -> bool:
+    return (
+        _visit_case(case) and acts_for_station(case, user) and active_appointment(case) is not None
+    )
+
+
+def _can_record_no_show(case, user) -> bool:
+    if not (_visit_case(case) and acts_for_station(case, user)):
+        return False
+    visit = active_appointment(case)
+    return (
+        visit is not None
+        and visit.status == visit.Status.CONFIRMED
+        and visit.slot.starts_at <= timezone.now()
+    )
+
+
+def _can_decide_no_show(case, user) -> bool:
+    if not (_visit_case(case) and permissions.is_case_handler(case, user)):
+        return False
+    visit = latest_appointment(case)
+    return visit is not None and visit.status == visit.Status.NO_SHOW and not visit.no_show_decision
+
+
 ACCEPT = Action("accept", _("Accept"), f.AcceptForm, services.case_accept, "accept")
 REJECT = Action("reject", _("Reject"), f.RejectForm, services.case_reject, "reject")
 SCHEDULE = Action(
@@ -151,6 +190,23 @@ SCHEDULE = Action(
 RECORD = Action(
     "record", _("Record the verification"), f.RecordVerificationForm,
     services.case_record_verification, "confirm",
+)  # fmt: skip
+VISIT_PROPOSE = Action(
+    "visit_propose", _("Propose a visit time"), fs.VisitTimeForm, services.visit_propose,
+    allowed=_can_propose_visit,
+    help=_("The seat is held for the youth, who confirms the time (or books another)."),
+)  # fmt: skip
+VISIT_MOVE = Action(
+    "visit_reschedule", _("Move the visit"), fs.VisitTimeForm, services.visit_reschedule,
+    allowed=_can_move_visit, help=_("The youth is asked to confirm the new time."),
+)  # fmt: skip
+VISIT_NO_SHOW = Action(
+    "visit_no_show", _("The youth did not come"), fs.VisitNoShowForm, services.visit_no_show,
+    allowed=_can_record_no_show, help=_("The handler then decides what happens next."),
+)  # fmt: skip
+VISIT_DECIDE = Action(
+    "visit_decide", _("Decide after the missed visit"), fs.NoShowDecisionForm,
+    services.visit_decide_no_show, allowed=_can_decide_no_show,
 )  # fmt: skip
 REQUEST_INFO = Action(
     "request_info", _("Ask the youth"), f.RequestInfoForm, services.case_request_info,
@@ -196,7 +252,8 @@ PULL_UP = Action(
 
 # The order in which the page shows them: the step's own work first, routing last.
 ACTIONS: tuple[Action, ...] = (
-    ACCEPT, SCHEDULE, RECORD, RESOLVE, GIVE_FEEDBACK, REFER, REQUEST_INFO, REJECT, EVIDENCE,
+    ACCEPT, SCHEDULE, VISIT_PROPOSE, VISIT_MOVE, VISIT_NO_SHOW, VISIT_DECIDE, RECORD, RESOLVE,
+    GIVE_FEEDBACK, REFER, REQUEST_INFO, REJECT, EVIDENCE,
     ASSIGN, ESCALATE, TRANSFER, DELEGATE, REASSIGN, PULL_UP,
 )  # fmt: skip
 ACTIONS_BY_NAME = {action.name: action for action in ACTIONS}
@@ -340,6 +397,7 @@ def render_case_page(request, case: Case, *, override=None, alert=None, status: 
         "resolve_waits": case.state == CaseState.COORDINATING and bool(open_required),
         "case_messages": list(case.messages.select_related("author").order_by("created_at")),
         "verifications": list(case.verifications.select_related("verifier", "station")),
+        "visits": list(case.appointments.select_related("slot", "station").order_by("pk")),
         "evidence": list(case.evidence.select_related("uploaded_by")),
         "coordination": _coordination_rows(case, user, override),
         "events": [(event, _kind_label(event.kind)) for event in _timeline(case)],

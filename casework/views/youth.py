@@ -347,7 +347,14 @@ def _case_context(case: Case, user) -> dict:
         "rating": rating,
         "solved_label": solved_label(rating.solved) if rating else "",
         "public_url": reverse("casework:public_case", args=[case.public_token]),
+        "visit": _visit_panel(case, user),
     }
+
+
+def _visit_panel(case: Case, user):
+    from .stations import visit_panel
+
+    return visit_panel(case, user)
 
 
 def _complaints(case: Case) -> list:

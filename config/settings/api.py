@@ -100,6 +100,7 @@ SPECTACULAR_SETTINGS = {
         "ComplaintStatusEnum": "casework.models.Complaint.Status",
         "EvidenceContentTypeEnum": "casework.models.Evidence.ContentType",
         "EscalationReasonEnum": [("manual", "manual"), ("beyond_capacity", "beyond capacity")],
+        "NoShowDecisionEnum": "casework.models_stations.Appointment.NoShowDecision",
     },
 }
 

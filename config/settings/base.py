@@ -165,3 +165,4 @@ from .notifications import *  # noqa: E402,F403
 from .privacy import *  # noqa: E402,F403
 from .scores import *  # noqa: E402,F403
 from .security import *  # noqa: E402,F403
+from .stations import *  # noqa: E402,F403

@@ -224,3 +224,21 @@ def test_every_role_of_the_demo_has_an_inapp_inbox_with_items(seeded, client, us
     assert response.status_code == 200
     assert InboxItem.objects.filter(user=user).exists()
     assert response.context["page"].paginator.count == InboxItem.objects.filter(user=user).count()
+
+
+def test_demo_stations_have_profiles_and_a_visit(seeded):
+    from casework.models_stations import Appointment, StationException, StationProfile
+
+    # every demo station is in the directory, with a point, hours, services and seats
+    stations = Organisation.objects.filter(kind="station")
+    profiles = StationProfile.objects.filter(station__in=stations)
+    assert profiles.count() == stations.count() >= 6
+    assert all(p.services.exists() and p.visits_per_hour > 0 for p in profiles)
+    assert StationProfile.objects.get(station__name="南沙青年之家").opens_on_public_holidays
+    assert StationException.objects.filter(station__name="海珠青年之家·江南西").exists()
+    # a booked visit (and the deadline that follows it), and a proposal to confirm
+    booked = Appointment.objects.get(case__youth__username="he_zixuan", status="confirmed")
+    assert booked.station.name == "海珠青年之家·江南西"
+    assert booked.case.stage_due_at > booked.slot.ends_at
+    assert booked.case.events.filter(kind="visit_booked").exists()
+    assert Appointment.objects.filter(status="proposed").exists()
