@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -63,7 +64,7 @@ class Command(BaseCommand):
                 validate_foreign_keys=validate_foreign_keys,
                 log=lambda line: self.stderr.write(line),
                 detail=(lambda line: self.stderr.write(line)) if options["verbosity"] > 1 else None,
-                progress_stream=self.stderr,
+                progress_stream=sys.stderr,  # the raw stream: tqdm writes partial lines
             )
         except LoadError as exc:
             raise CommandError(str(exc)) from None
