@@ -61,12 +61,22 @@ def finish_change(case: Case, *, kind: str, actor: User | None, from_state: str 
     save_case(case)
     sync_case_tasks(case, actor=actor, from_state=from_state)
     notify_event(case, event)
-    if case.station_id and from_state in VISIT_STATES and case.state not in VISIT_STATES:
+    if case.station_id and _left_verification(case, from_state):
         # A station case left verification: its visit was made or is cancelled.
         from .stations import settle_appointment
 
         settle_appointment(case, event)
     return event
+
+
+def _left_verification(case: Case, from_state: str) -> bool:
+    """The change took the case out of verification, where a station visit may be arranged
+    (also from a pause that would have returned to verification)."""
+    if case.state in VISIT_STATES:
+        return False
+    return from_state == CaseState.VERIFYING or (
+        from_state == CaseState.AWAITING_YOUTH and case.resume_state == CaseState.VERIFYING
+    )
 
 
 def apply_transition(

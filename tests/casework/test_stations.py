@@ -363,3 +363,15 @@ def test_no_show_then_the_handler_rejects_with_a_reason(tree):
     assert case.state == CaseState.REJECTED and case.reject_reason == "not_confirmed"
     assert Appointment.objects.get(case=case).no_show_decision == "reject"
     assert verify_case(case) is None
+
+
+def test_withdrawn_while_paused_in_verification_frees_the_seat(tree):
+    station_profile(tree.station, seats=1)
+    case = visiting_case(tree)
+    appointment = book(tree, case)
+    services.case_request_info(case=case.pk, actor=tree.verifier, question="请带上证明材料")
+    assert Appointment.objects.get(pk=appointment.pk).is_active  # a pause keeps the visit
+    services.case_withdraw(case=case.pk, actor=tree.youth)
+    appointment.refresh_from_db()
+    assert appointment.status == Appointment.Status.CANCELLED
+    assert VisitSlot.objects.get(pk=appointment.slot_id).booked == 0
