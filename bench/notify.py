@@ -6,9 +6,10 @@ in-app and by e-mail, and a few hundred cases. It starts a real Celery
 worker (``celery -A config worker``) on a queue of its own against the
 broker in CELERY_BROKER_URL (Redis by default), with the console e-mail and
 SMS backends. Then it writes case events in transactions of ``--batch``
-events; each transaction writes its outbox rows through
-``notifications.services.notify_events_bulk``, and after commit the rows are
-published and the worker delivers them. Two phases, both waiting until every
+events; each transaction writes one outbox row per event through
+``notifications.services.notify_events_bulk``, and after commit the events are
+published, the worker fans them out to one row per recipient and channel
+and delivers those. Two phases, both waiting until every
 row is sent:
 
 1. throughput: ``--count`` notifications written as fast as the producer can
@@ -26,7 +27,7 @@ Printed (JSON lines on stdout; progress on stderr), in the ``notify`` line:
   the last delivery of phase 1;
 - ``offered_rate`` (the schedule), ``written_rate`` (what the producer
   achieved), ``delivered_rate`` and ``p95_latency_ms`` (and p50, p99): phase 2,
-  from the commit of a row to its delivery;
+  from the commit of an event to the delivery of each of its rows;
 - ``reference_rate``: the reference transition (reference/transition.sql,
   which writes one outbox row per transaction) run by pgbench on the same
   server in the same run, and ``ratio`` = app_rate / reference_rate;
@@ -193,7 +194,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _write(cases, first: int, size: int) -> list[int]:
-    """One transaction of ``size`` events and their outbox rows; the row ids."""
+    """One transaction of ``size`` events and their outbox rows; the event ids."""
     from django.db import transaction
 
     from casework.events import build_event
@@ -209,8 +210,8 @@ def _write(cases, first: int, size: int) -> list[int]:
             touched[case.pk] = case
         CaseEvent.objects.bulk_create([event for _case, event in pairs])
         Case.objects.bulk_update(list(touched.values()), ["last_event_seq", "last_event_hash"])
-        rows = notify_events_bulk(pairs)
-    return [row.pk for row in rows]
+        notify_events_bulk(pairs)
+    return [event.pk for _case, event in pairs]
 
 
 def produce(cases, events: int, batch: int, first: int = 0) -> dict[int, float]:
@@ -249,33 +250,38 @@ def produce_at_rate(
     return committed
 
 
-def wait_delivered(ids, timeout: float) -> dict[int, float]:
-    """Wait until every row in ``ids`` is sent; id -> sent time (epoch seconds)."""
+def wait_delivered(event_ids, per_event: int, timeout: float) -> list[tuple[int, float]]:
+    """Wait until every event in ``event_ids`` is fanned out and its ``per_event`` rows are
+    sent; (event id, sent time in epoch seconds) per row."""
     from notifications.models import Notification
 
-    ids = list(ids)
+    ids = list(event_ids)
+    expected = len(ids) * per_event
     deadline = time.monotonic() + timeout
     while True:
-        sent = Notification.objects.filter(pk__in=ids, status="sent").count()
-        if sent >= len(ids):
+        sent = Notification.objects.filter(event_id__in=ids, status="sent").count()
+        if sent >= expected:
             break
         if time.monotonic() > deadline:
-            raise SystemExit(f"only {sent} of {len(ids)} delivered in {timeout}s")
+            raise SystemExit(f"only {sent} of {expected} delivered in {timeout}s")
         time.sleep(0.1)
-    return {
-        pk: at.timestamp()
-        for pk, at in Notification.objects.filter(pk__in=ids).values_list("pk", "sent_at")
-    }
+    return [
+        (event_id, at.timestamp())
+        for event_id, at in Notification.objects.filter(event_id__in=ids).values_list(
+            "event_id", "sent_at"
+        )
+    ]
 
 
-def latency_figures(committed: dict[int, float], sent_at: dict[int, float]) -> dict:
-    latencies = [(sent_at[pk] - at) * 1000 for pk, at in committed.items()]
+def latency_figures(committed: dict[int, float], sent: list[tuple[int, float]]) -> dict:
+    """``committed``: event id -> commit time; ``sent``: (event id, sent time) per row."""
+    latencies = [(at - committed[event_id]) * 1000 for event_id, at in sent]
     first_commit = min(committed.values())
     last_commit = max(committed.values())
-    last_sent = max(sent_at.values())
+    last_sent = max(at for _event_id, at in sent)
     return {
-        "rate": len(committed) / (last_sent - first_commit),
-        "written_rate": len(committed) / max(last_commit - first_commit, 1e-6),
+        "rate": len(sent) / (last_sent - first_commit),
+        "written_rate": len(sent) / max(last_commit - first_commit, 1e-6),
         "p50": round(percentile(latencies, 0.50), 1),
         "p95": round(percentile(latencies, 0.95), 1),
         "p99": round(percentile(latencies, 0.99), 1),
@@ -342,13 +348,15 @@ def main(argv: list[str] | None = None) -> int:
             committed = produce(cases, events, args.batch)
             produced = time.time()
             progress(f"written in {produced - started:.1f}s; waiting for delivery")
-            saturated = latency_figures(committed, wait_delivered(committed, args.timeout))
+            saturated = latency_figures(
+                committed, wait_delivered(committed, per_event, args.timeout)
+            )
             offered = args.rate or round(saturated["rate"] / 2)
             progress(f"phase 2: {latency_events * per_event} notifications offered at {offered}/s")
             paced = produce_at_rate(
                 cases, latency_events, args.latency_batch, offered, per_event, first=events
             )
-            measured = latency_figures(paced, wait_delivered(paced, args.timeout))
+            measured = latency_figures(paced, wait_delivered(paced, per_event, args.timeout))
         finally:
             stop_worker(worker)
 
@@ -357,12 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     reference = reference_rate(db_url, args.reference_seconds)
     emit(
         bench="notify",
-        count=len(committed),
+        count=len(committed) * per_event,
         app_rate=round(saturated["rate"], 1),
         saturated_p50_latency_ms=saturated["p50"],
         saturated_p95_latency_ms=saturated["p95"],
-        produce_rate=round(len(committed) / (produced - started), 1),
-        latency_count=len(paced),
+        produce_rate=round(len(committed) * per_event / (produced - started), 1),
+        latency_count=len(paced) * per_event,
         offered_rate=offered,
         written_rate=round(measured["written_rate"], 1),
         delivered_rate=round(measured["rate"], 1),

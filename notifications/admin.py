@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import services
-from .models import InboxItem, Notification, Preference
+from .models import InboxItem, Notification, OutboxEvent, Preference
 
 
 class ProblemFilter(admin.SimpleListFilter):
@@ -69,6 +69,22 @@ class NotificationAdmin(admin.ModelAdmin):
             % {"count": count},
             messages.SUCCESS,
         )
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(admin.ModelAdmin):
+    """One row per event that tells someone; the workers fan it out to the rows above."""
+
+    list_display = ["id", "kind", "case_id", "event_id", "created_at", "fanned_out_at"]
+    list_filter = ["kind"]
+    readonly_fields = [f.name for f in OutboxEvent._meta.fields]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(InboxItem)

@@ -30,8 +30,59 @@ class Audience(models.TextChoices):
     SUPERVISOR = "supervisor", _("supervisor")
 
 
+class OutboxEvent(models.Model):
+    """One case event that tells someone: the outbox row written with the change.
+
+    One row per event, whatever the number of recipients: the change's
+    transaction writes only this (one narrow row, no foreign-key checks), and
+    the delivery worker fans it out to ``Notification`` rows, one per recipient
+    and channel (``notifications.services.fan_out``). ``facts`` holds what the
+    fan-out needs, as it was at the change: the holding organisation, the
+    youth, the station, the actor, the stage and its deadline, and a few
+    payload keys (reason, task, partner). Never personal data.
+    """
+
+    # Plain references (no database constraint, no index): events are append-only and
+    # cases are never deleted, and a foreign key would be checked per row at commit.
+    event = models.ForeignKey(
+        "casework.CaseEvent",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    case = models.ForeignKey(
+        "casework.Case",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    kind = models.CharField(_("event"), max_length=40)
+    facts = models.JSONField(default=dict)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    # When the relay may publish the row again if it is still not fanned out.
+    relay_after = models.DateTimeField()
+    fanned_out_at = models.DateTimeField(_("fanned out"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbox event")
+        verbose_name_plural = _("outbox events")
+        indexes = [
+            models.Index(
+                fields=["relay_after"],
+                name="outbox_event_pending_idx",
+                condition=Q(fanned_out_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} #{self.event_id}"
+
+
 class Notification(models.Model):
-    """One message to one person on one channel: an outbox row.
+    """One message to one person on one channel: a delivery row, fanned out from an
+    ``OutboxEvent`` by the delivery worker.
 
     ``key`` is unique over (event, channel, recipient): writing the same
     notification twice is impossible, and external receivers get the key so

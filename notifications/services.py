@@ -1,22 +1,26 @@
-"""Notifications: outbox rows written in the same transaction as the change they report.
+"""Notifications: an outbox row written in the same transaction as the change it reports.
 
 The path of one notification:
 
-1. ``notify_event`` (or ``notify_events_bulk`` for sweeps) writes one
-   ``Notification`` row per recipient and channel inside the caller's
-   transaction, and asks for ``publish`` after commit.
-2. ``publish`` hands the row ids to the Celery task ``notifications.tasks.deliver``.
-   If the process dies between commit and publish, or the broker is down,
-   nothing is lost: ``relay_pending`` (run by beat) publishes every row still
-   not done once its grace period is over.
-3. ``deliver_many`` delivers. In-app: the inbox item and the "sent" mark are one
+1. ``notify_event`` (or ``write_outbox`` for a sweep's batch) writes one
+   ``OutboxEvent`` row per event inside the caller's transaction, whatever
+   the number of recipients, and asks for ``publish_fan_out`` after commit.
+2. The task ``notifications.tasks.fan_out`` runs ``fan_out`` on a worker: it
+   resolves the recipients and writes one ``Notification`` (delivery) row per
+   recipient and channel, unique on (event, recipient, channel), marks the
+   event fanned out in the same transaction, and publishes the new rows.
+3. ``publish`` hands row ids to ``notifications.tasks.deliver``. If the
+   process dies between commit and publish, or the broker is down, nothing is
+   lost: ``relay_pending`` (run by beat) publishes every event not fanned out
+   and every row not done once its grace period is over.
+4. ``deliver_many`` delivers. In-app: the inbox item and the "sent" mark are one
    transaction, and the inbox item is unique on the row's key, so an in-app
    message exists exactly once. External channels: the row is claimed
    (status ``sending`` + a lease) before the send and marked after it; a
    second worker cannot claim it meanwhile, and the key travels with the
    message so the receiver can drop the repeat that a crash between "sent"
    and "marked" can cause.
-4. A failed send is retried with exponential backoff; after
+5. A failed send is retried with exponential backoff; after
    ``NOTIFICATIONS_MAX_ATTEMPTS`` failures the row is a dead letter that an
    admin can retry (``retry_notifications``).
 """
@@ -38,7 +42,7 @@ from django.utils import timezone
 from casework.pgarrays import array_literal
 
 from .channels import NoAddress, PermanentError, get_sender
-from .models import Audience, Channel, InboxItem, Notification, Preference
+from .models import Audience, Channel, InboxItem, Notification, OutboxEvent, Preference
 from .recipients import RECIPIENTS, resolve_recipients
 from .rendering import language_of, preference_of, render
 
@@ -94,9 +98,67 @@ def _int_or_none(value):
     return value if isinstance(value, int) else None
 
 
-def _context(case, event, org, audience: str) -> dict:
-    """What the message may say: facts about the case, never about the person."""
+# Payload keys the fan-out reads (recipients: partner; messages: reason, task).
+_PAYLOAD_KEYS = ("reason", "task", "partner")
+
+
+def _facts(case, event) -> dict:
+    """What the fan-out needs of one (case, event), as it is at the change. No personal data."""
     payload = event.payload or {}
+    return {
+        "seq": event.seq,
+        "org": event.org_id or case.org_id,
+        "youth": case.youth_id,
+        "station": case.station_id,
+        "actor": event.actor_id,
+        "ref": case.reference,
+        "category": case.category_id,
+        "state": case.state,
+        "due": case.stage_due_at.isoformat() if case.stage_due_at else None,
+        "payload": {key: payload[key] for key in _PAYLOAD_KEYS if key in payload},
+    }
+
+
+class _CaseFacts:
+    """The case as the outbox row saw it (what ``resolve_recipients`` and ``_context`` read)."""
+
+    __slots__ = (
+        "category_id",
+        "due",
+        "org_id",
+        "pk",
+        "reference",
+        "state",
+        "station_id",
+        "youth_id",
+    )
+
+    def __init__(self, case_id: int, facts: dict):
+        self.pk = case_id
+        self.org_id = facts.get("org")
+        self.youth_id = facts.get("youth")
+        self.station_id = facts.get("station")
+        self.reference = facts.get("ref", "")
+        self.category_id = facts.get("category")
+        self.state = facts.get("state", "")
+        self.due = facts.get("due")
+
+
+class _EventFacts:
+    __slots__ = ("actor_id", "kind", "org_id", "payload", "pk", "seq")
+
+    def __init__(self, event_id: int, kind: str, facts: dict):
+        self.pk = event_id
+        self.seq = facts.get("seq")
+        self.kind = kind
+        self.org_id = facts.get("org")
+        self.actor_id = facts.get("actor")
+        self.payload = facts.get("payload") or {}
+
+
+def _context(case: _CaseFacts, event: _EventFacts, org, audience: str) -> dict:
+    """What the message may say: facts about the case, never about the person."""
+    payload = event.payload
     facts = {"ref": case.reference, "category": _category_code(case.category_id)}
     if audience == Audience.PARTNER:
         facts["task"] = _int_or_none(payload.get("task"))
@@ -106,7 +168,7 @@ def _context(case, event, org, audience: str) -> dict:
         org=org[2] if org else "",
         org_en=org[3] if org else "",
         level=org[4] if org else None,
-        due=case.stage_due_at.isoformat() if case.stage_due_at else None,
+        due=case.due,
         reason=str(payload.get("reason", ""))[:40],
     )
     if payload.get("visit"):  # a station visit's start (casework.services.stations)
@@ -114,7 +176,7 @@ def _context(case, event, org, audience: str) -> dict:
     return facts
 
 
-# The columns an outbox row is written with, in the order ``_outbox_rows`` yields them.
+# The columns a delivery row is written with, in the order ``_outbox_rows`` yields them.
 _ROW_COLUMNS = (
     "key",
     "event_id",
@@ -146,9 +208,10 @@ _ROW_CASTS = (
 def _outbox_rows(pairs, now: datetime) -> list[tuple]:
     """One tuple per (event, recipient, channel), in ``_ROW_COLUMNS`` order.
 
-    Recipients are resolved for all the events together (a fixed number of
-    queries); each person's channels are worked out once per call, and each
-    message context once per event and audience.
+    ``pairs`` are (``_CaseFacts``, ``_EventFacts``). Recipients are resolved
+    for all the events together (a fixed number of queries); each person's
+    channels are worked out once per call, and each message context once per
+    event and audience.
     """
     resolved, users = resolve_recipients(pairs)
     relay_after = now + timedelta(seconds=settings.NOTIFICATIONS_RELAY_GRACE_SECONDS)
@@ -185,15 +248,22 @@ def _outbox_rows(pairs, now: datetime) -> list[tuple]:
 
 
 def _insert_rows(rows: list[tuple]) -> list[int]:
-    """Insert outbox rows; their ids in the same order.
+    """Insert delivery rows, skipping any whose key exists already; the new rows' ids.
 
-    On PostgreSQL one statement over one array per column: building a Django
-    object per row (and ``bulk_create`` preparing every value) costs more than
-    the database spends storing it.
+    On PostgreSQL one statement over one array per column (``ON CONFLICT
+    (key) DO NOTHING``): a second fan-out of the same event adds nothing.
     """
+    if not rows:
+        return []
     if connection.vendor != "postgresql":
+        keys = [row[0] for row in rows]
+        existing = set(Notification.objects.filter(key__in=keys).values_list("key", flat=True))
         created = Notification.objects.bulk_create(
-            [Notification(**dict(zip(_ROW_COLUMNS, row, strict=True))) for row in rows],
+            [
+                Notification(**dict(zip(_ROW_COLUMNS, row, strict=True)))
+                for row in rows
+                if row[0] not in existing
+            ],
             batch_size=1000,
         )
         return [obj.pk for obj in created]
@@ -209,60 +279,117 @@ def _insert_rows(rows: list[tuple]) -> list[int]:
     sources = ", ".join(f"%s::{cast}[]" for cast in _ROW_CASTS)
     sql = (
         f'INSERT INTO "{Notification._meta.db_table}" ({names}, status, attempts, last_error) '
-        f"SELECT *, %s, 0, '' FROM unnest({sources}) RETURNING key, id"
+        f"SELECT *, %s, 0, '' FROM unnest({sources}) "
+        "ON CONFLICT (key) DO NOTHING RETURNING id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [Status.PENDING, *(array_literal(column) for column in columns)])
-        ids = dict(cursor.fetchall())
-    # The key is unique: it maps each returned id back to its row whatever the order.
-    return [ids[row[0]] for row in rows]
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+def _insert_outbox_events(pairs, now: datetime) -> list[int]:
+    """One ``OutboxEvent`` per (case, event); their ids. One statement on PostgreSQL."""
+    relay_after = now + timedelta(seconds=settings.NOTIFICATIONS_RELAY_GRACE_SECONDS)
+    if connection.vendor != "postgresql":
+        created = OutboxEvent.objects.bulk_create(
+            [
+                OutboxEvent(
+                    event_id=event.pk,
+                    case_id=case.pk,
+                    kind=str(event.kind),
+                    facts=_facts(case, event),
+                    created_at=now,
+                    relay_after=relay_after,
+                )
+                for case, event in pairs
+            ]
+        )
+        return [obj.pk for obj in created]
+    dumps = json.dumps
+    sql = (
+        f'INSERT INTO "{OutboxEvent._meta.db_table}" '
+        "(event_id, case_id, kind, facts, created_at, relay_after) "
+        "SELECT e, c, k, f, %s, %s FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], "
+        "%s::jsonb[]) AS t(e, c, k, f) RETURNING id"
+    )
+    params = [
+        now,
+        relay_after,
+        array_literal([event.pk for _case, event in pairs]),
+        array_literal([case.pk for case, _event in pairs]),
+        array_literal([str(event.kind) for _case, event in pairs]),
+        array_literal([dumps(_facts(case, event), ensure_ascii=False) for case, event in pairs]),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [pk for (pk,) in cursor.fetchall()]
 
 
 def write_outbox(pairs) -> list[int]:
-    """Write the outbox rows for many (case, event) pairs; return their ids.
+    """Write one outbox row per (case, event) that tells anyone; return their ids.
 
-    Inside the caller's transaction. A fixed number of queries whatever the
-    number of events (organisations, memberships, people, one insert), and
-    one delivery message for all of them after commit (``publish``).
+    Inside the caller's transaction: the rows commit or roll back with the
+    change. One INSERT whatever the number of events, no recipient lookup
+    (the worker's fan-out does that), and one fan-out message for all of them
+    after commit (``publish_fan_out``); the relay covers a lost message.
     """
     pairs = [(case, event) for case, event in pairs if str(event.kind) in RECIPIENTS]
     if not pairs:
         return []
-    rows = _outbox_rows(pairs, timezone.now())
-    if not rows:
-        return []
-    ids = _insert_rows(rows)
+    ids = _insert_outbox_events(pairs, timezone.now())
     if ids:
-        transaction.on_commit(partial(publish, ids, chunk=len(ids)))
+        transaction.on_commit(partial(publish_fan_out, ids))
     return ids
 
 
-def notify_events_bulk(pairs) -> list[Notification]:
-    """Write the outbox rows for many (case, event) pairs at once, inside the caller's transaction.
+def notify_events_bulk(pairs) -> list[int]:
+    """The outbox rows for many (case, event) pairs at once (``write_outbox``)."""
+    return write_outbox(pairs)
 
-    As ``write_outbox``, but returns the rows as (unsaved-looking, saved)
-    ``Notification`` objects for callers that look at them.
+
+def notify_event(case, event) -> list[int]:
+    """Write the outbox row that ``event`` calls for (inside the caller's transaction)."""
+    return write_outbox([(case, event)])
+
+
+# --- fanning out: one outbox event -> one delivery row per recipient and channel --------
+
+
+def fan_out(outbox_ids=None, *, limit: int | None = None) -> list[int]:
+    """Fan out outbox events (the given ones, or every pending one) to delivery rows.
+
+    Runs on the worker. In one transaction: the events are locked (SKIP
+    LOCKED: two workers never fan out the same one), their recipients resolved
+    with a fixed number of queries, one row per (event, recipient, channel)
+    inserted (the unique key makes a repeat a no-op) and the events marked
+    fanned out. The new rows are published for delivery after commit.
+    Returns the new rows' ids.
     """
-    pairs = [(case, event) for case, event in pairs if str(event.kind) in RECIPIENTS]
-    if not pairs:
-        return []
-    rows = _outbox_rows(pairs, timezone.now())
-    if not rows:
-        return []
-    ids = _insert_rows(rows)
-    created = []
-    for pk, row in zip(ids, rows, strict=True):
-        obj = Notification(pk=pk, **dict(zip(_ROW_COLUMNS, row, strict=True)))
-        obj._state.adding = False
-        created.append(obj)
-    if ids:
-        transaction.on_commit(partial(publish, ids))
-    return created
+    now = timezone.now()
+    with transaction.atomic():
+        pending = OutboxEvent.objects.select_for_update(skip_locked=True).filter(
+            fanned_out_at__isnull=True
+        )
+        if outbox_ids is not None:
+            pending = pending.filter(pk__in=[int(pk) for pk in outbox_ids])
+        pending = pending.order_by("pk").values_list("pk", "event_id", "case_id", "kind", "facts")
+        events = list(pending[:limit] if limit else pending)
+        if not events:
+            return []
+        pairs = [
+            (_CaseFacts(case_id, facts), _EventFacts(event_id, kind, facts))
+            for _pk, event_id, case_id, kind, facts in events
+        ]
+        ids = _insert_rows(_outbox_rows(pairs, now))
+        OutboxEvent.objects.filter(pk__in=[event[0] for event in events]).update(fanned_out_at=now)
+        if ids:
+            transaction.on_commit(partial(publish, ids))
+    return ids
 
 
-def notify_event(case, event) -> list[Notification]:
-    """Write the outbox rows that ``event`` calls for (inside the caller's transaction)."""
-    return notify_events_bulk([(case, event)])
+def fan_out_pending(*, limit: int | None = None) -> list[int]:
+    """Fan out every pending outbox event now, here (tests, the embedded mode)."""
+    return fan_out(None, limit=limit)
 
 
 # --- handing rows to the workers ------------------------------------------------
@@ -293,17 +420,47 @@ def publish(ids: list[int], *, chunk: int | None = None) -> int:
     return done
 
 
-def relay_pending(*, now: datetime | None = None, limit: int | None = None) -> int:
-    """Re-publish every row not done whose grace period (or backoff, or lease) is over.
+def publish_fan_out(ids: list[int]) -> int:
+    """Hand outbox event ids to the fan-out task (one message; runs after commit).
 
-    Run by beat. Covers a process killed between commit and publish, a lost
-    broker message, a worker killed holding a lease, and the retries of failed
-    sends. Rows are locked with SKIP LOCKED so two relays never publish the
-    same row in the same round.
+    A failure loses nothing: the events are committed and the relay publishes
+    them after the grace period.
+    """
+    from .tasks import fan_out as fan_out_task
+
+    try:
+        fan_out_task.apply_async(args=[list(ids)])
+    except Exception:
+        log.warning("could not publish %d outbox events; the relay will", len(ids), exc_info=True)
+        return 0
+    return len(ids)
+
+
+def relay_pending(*, now: datetime | None = None, limit: int | None = None) -> int:
+    """Re-publish whatever is not done once its grace period (or backoff, or lease) is over.
+
+    Run by beat: outbox events not fanned out yet (a fan-out message lost, or
+    a process killed between commit and publish), then delivery rows not done
+    (a lost message, a worker killed holding a lease, the retries of failed
+    sends). Rows are locked with SKIP LOCKED so two relays never publish the
+    same row in the same round. Returns how many events and rows it published.
     """
     now = now or timezone.now()
     limit = limit or settings.NOTIFICATIONS_RELAY_BATCH
     grace = timedelta(seconds=settings.NOTIFICATIONS_RELAY_GRACE_SECONDS)
+    with transaction.atomic():
+        event_ids = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True)
+            .filter(fanned_out_at__isnull=True, relay_after__lte=now)
+            .order_by("relay_after")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if event_ids:
+            OutboxEvent.objects.filter(pk__in=event_ids).update(relay_after=now + grace)
+    if event_ids:
+        log.info("relay: publishing %d outbox events again", len(event_ids))
+        for start in range(0, len(event_ids), settings.NOTIFICATIONS_TASK_BATCH):
+            publish_fan_out(event_ids[start : start + settings.NOTIFICATIONS_TASK_BATCH])
     with transaction.atomic():
         ids = list(
             Notification.objects.select_for_update(skip_locked=True)
@@ -316,7 +473,7 @@ def relay_pending(*, now: datetime | None = None, limit: int | None = None) -> i
     if ids:
         log.info("relay: publishing %d notifications again", len(ids))
         publish(ids)
-    return len(ids)
+    return len(event_ids) + len(ids)
 
 
 def retry_notifications(ids, *, actor=None) -> int:

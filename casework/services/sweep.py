@@ -10,7 +10,7 @@ matches, so two sweeps at once act on each case exactly once.
 Per batch the work is set-based: the new holders and deadlines are computed in
 Python, the timeline events are built with ``build_event`` (which moves each
 case's hash-chain head) and inserted with one ``bulk_create``, the cases are
-updated with one statement, the outbox rows come from ``write_outbox``
+updated with one statement, one outbox row per event comes from ``write_outbox``
 and the open human tasks follow with one ``move_open_tasks`` UPDATE. No flow
 activation runs per case: that would cost tens of milliseconds a case.
 
@@ -243,7 +243,7 @@ def _after_write(pairs: list, moved_case_ids: list[int]) -> None:
     from workflows.engine import move_open_tasks
 
     if pairs:
-        # Outbox rows as plain tuples in one INSERT; one delivery message per batch.
+        # One outbox row per event in one INSERT; one fan-out message per batch.
         write_outbox(pairs)
     if moved_case_ids:
         move_open_tasks(moved_case_ids)

@@ -8,6 +8,7 @@ from casework.errors import InvalidTransition, NotPermitted, ValidationFailed
 from casework.models import Case, CaseEvent, Complaint, Report
 from casework.selectors_scores import complaints_for, hidden_cases_for
 from casework.states import CaseState
+from notifications.services import fan_out_pending
 from tests.casework.steps import case_in, kinds
 from tests.conftest import member
 
@@ -27,7 +28,8 @@ def test_a_complaint_goes_to_the_supervisors_with_a_deadline_and_on_the_timeline
     event = CaseEvent.objects.filter(case=case).order_by("-seq").first()
     assert event.kind == "complaint" and event.payload["complaint"] == complaint.pk
     assert "态度" not in str(event.payload)
-    # The supervisors above Haizhu are told
+    # The supervisors above Haizhu are told (once the worker fans the event out)
+    fan_out_pending()
     told = set(Notification.objects.filter(event=event).values_list("recipient_id", flat=True))
     assert {tree.city_supervisor.pk, tree.province_supervisor.pk} <= told
     # and see it in their list; others do not

@@ -213,8 +213,9 @@ def test_every_role_of_the_demo_has_an_inapp_inbox_with_items(seeded, client, us
     # given the seeded demo, its outbox delivered as the demo's background loop does
     # (inside this module's rolled-back transaction nothing is delivered on commit)
     from notifications.models import InboxItem, Notification
-    from notifications.services import deliver_many
+    from notifications.services import deliver_many, fan_out_pending
 
+    fan_out_pending()
     deliver_many(list(Notification.objects.values_list("pk", flat=True)))
     # when each role's demo person opens the in-app inbox
     user = User.objects.get(username=username)

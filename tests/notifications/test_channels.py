@@ -41,6 +41,7 @@ def test_webhook_is_signed_over_timestamp_and_body(tree, settings, receiver):
     settings.NOTIFICATIONS_WEBHOOK_SECRET = "s3cret"
     Preference.objects.create(user=tree.youth, webhook=True)
     case = submit(tree)
+    services.fan_out_pending()
     row = Notification.objects.get(channel="webhook")
     services.deliver_many([row.pk])
     [post] = receiver.requests
@@ -64,6 +65,7 @@ def test_sms_http_gateway_gets_the_client_ref(tree, settings, receiver):
     tree.youth.phone = "13800000000"
     tree.youth.save()
     submit(tree)
+    services.fan_out_pending()
     row = Notification.objects.get(channel="sms")
     services.deliver_many([row.pk])
     [post] = receiver.requests
@@ -121,6 +123,7 @@ def test_email_carries_the_key_as_message_id(tree, settings):
     tree.youth.email = "chen@example.org"
     tree.youth.save()
     submit(tree)
+    services.fan_out_pending()
     row = Notification.objects.get(channel="email")
     services.deliver_many([row.pk])
     [message] = mail.outbox

@@ -21,8 +21,8 @@ import pytest
 from casework.services import cases
 from notifications import services
 from notifications.channels.webhook import verify
-from notifications.models import InboxItem, Notification, Preference
-from notifications.tasks import deliver
+from notifications.models import InboxItem, Notification, OutboxEvent, Preference
+from notifications.tasks import deliver, fan_out
 
 from .realworld import ROOT, database_url_of_tests, wait_until
 
@@ -46,9 +46,11 @@ def submit(tree):
 
 
 def all_done():
-    return not Notification.objects.filter(
-        status__in=[Status.PENDING, Status.SENDING, Status.FAILED]
-    ).exists()
+    return not OutboxEvent.objects.filter(fanned_out_at__isnull=True).exists() and (
+        not Notification.objects.filter(
+            status__in=[Status.PENDING, Status.SENDING, Status.FAILED]
+        ).exists()
+    )
 
 
 def webhook_env(receiver, **extra):
@@ -182,7 +184,7 @@ def test_killed_after_commit_before_publish_the_relay_delivers(tree, workers):
         import os, signal, django
         django.setup()
         import notifications.services as services
-        services.publish = lambda ids: os.kill(os.getpid(), signal.SIGKILL)
+        services.publish_fan_out = lambda ids: os.kill(os.getpid(), signal.SIGKILL)
         from casework.models import User
         from casework.services import cases
         cases.case_submit(youth=User.objects.get(pk={tree.youth.pk}),
@@ -201,16 +203,17 @@ def test_killed_after_commit_before_publish_the_relay_delivers(tree, workers):
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, timeout=60
     )
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
-    rows = list(Notification.objects.all())
-    assert len(rows) == 2
-    assert {r.status for r in rows} == {Status.PENDING}
+    # its one outbox event is committed, not fanned out yet
+    [event] = OutboxEvent.objects.all()
+    assert (event.kind, event.fanned_out_at) == ("submitted", None)
+    assert Notification.objects.count() == 0
 
     # when a worker with beat (the relay) runs
     workers.new().start()
 
-    # then the relay publishes and both messages are delivered, once
-    wait_until(all_done, message="the relay delivered the orphaned rows")
-    assert InboxItem.objects.count() == 2
+    # then the relay publishes it, it is fanned out and both messages are delivered, once
+    wait_until(all_done, message="the relay delivered the orphaned event")
+    assert Notification.objects.count() == InboxItem.objects.count() == 2
 
 
 def test_webhook_down_retries_then_dead_letter_then_no_duplicates(
@@ -255,9 +258,18 @@ def test_the_same_notification_is_never_sent_twice(youth_on_webhook, workers, re
     workers.new(env=webhook_env(receiver)).start(concurrency=2)
     workers.new(env=webhook_env(receiver)).start(concurrency=2)
 
-    # when the same rows are published many times over, and the relay runs too
+    # when the same outbox event is published many times over
     case = submit(tree)
+    [event] = OutboxEvent.objects.filter(case_id=case.pk)
+    for _ in range(20):
+        fan_out.apply_async(args=[[event.pk]])
+    # and, once fanned out, the same rows too, and the relay runs as well
+    wait_until(
+        lambda: OutboxEvent.objects.filter(pk=event.pk, fanned_out_at__isnull=False).exists(),
+        message="fan-out",
+    )
     ids = list(Notification.objects.filter(case_id=case.pk).values_list("pk", flat=True))
+    assert len(ids) == 4
     for _ in range(20):
         deliver.apply_async(args=[ids])
     services.relay_pending()

@@ -11,7 +11,7 @@ from casework.events import EventKind
 from casework.services import cases, coordination, routing
 from notifications import services
 from notifications.channels import TransientError
-from notifications.models import InboxItem, Notification, Preference
+from notifications.models import InboxItem, Notification, OutboxEvent, Preference
 from notifications.recipients import RECIPIENTS
 
 Status = Notification.Status
@@ -30,6 +30,7 @@ def submit(tree, **kw):
 
 
 def recipients_of(kind):
+    services.fan_out_pending()  # what the delivery worker does after commit
     return {
         (username, audience)
         for username, audience in Notification.objects.filter(kind=kind).values_list(
@@ -39,13 +40,40 @@ def recipients_of(kind):
 
 
 def test_outbox_rows_are_written_in_the_same_transaction_as_the_change(tree):
-    # when a submission's transaction rolls back after the rows were written
+    # when a submission's transaction rolls back after its outbox row was written
     with pytest.raises(RuntimeError), transaction.atomic():
-        submit(tree)
-        assert Notification.objects.count() == 2
+        case = submit(tree)
+        # one outbox row for the event, whoever hears of it (the worker fans it out)
+        [row] = OutboxEvent.objects.all()
+        assert (row.case_id, row.kind, row.fanned_out_at) == (case.pk, "submitted", None)
+        assert Notification.objects.count() == 0
         raise RuntimeError("the request failed after the change")
     # then no notification survives it
+    assert OutboxEvent.objects.count() == 0
+    assert services.fan_out_pending() == []
     assert Notification.objects.count() == 0
+
+
+def test_fan_out_writes_one_row_per_recipient_and_channel_once(tree):
+    # given a submission's outbox event (youth and handler, in-app)
+    case = submit(tree)
+    [event] = OutboxEvent.objects.all()
+    # when the worker fans it out
+    ids = services.fan_out([event.pk])
+    # then there is one delivery row per recipient and channel, and the event is done
+    assert set(
+        Notification.objects.filter(pk__in=ids).values_list("recipient_id", "channel", "event_id")
+    ) == {
+        (tree.youth.pk, "inapp", event.event_id),
+        (tree.handler.pk, "inapp", event.event_id),
+    }
+    event.refresh_from_db()
+    assert event.fanned_out_at is not None
+    # and a repeat (a redelivered message) adds nothing, even when the event is pending again
+    assert services.fan_out([event.pk]) == []
+    OutboxEvent.objects.update(fanned_out_at=None)
+    assert services.fan_out([event.pk]) == []
+    assert Notification.objects.filter(case_id=case.pk).count() == 2
 
 
 def test_rows_carry_a_unique_key_and_no_personal_data(tree):
@@ -54,6 +82,8 @@ def test_rows_carry_a_unique_key_and_no_personal_data(tree):
     tree.youth.save()
     Preference.objects.create(user=tree.youth, email=True, sms=True)
     case = submit(tree)
+    facts = list(OutboxEvent.objects.values_list("facts", flat=True))
+    services.fan_out_pending()
     rows = list(Notification.objects.filter(case_id=case.pk))
     assert {r.channel for r in rows if r.recipient_id == tree.youth.pk} == {
         "inapp",
@@ -61,7 +91,7 @@ def test_rows_carry_a_unique_key_and_no_personal_data(tree):
         "sms",
     }
     assert len({r.key for r in rows}) == len(rows)
-    stored = repr([(r.context, r.last_error) for r in rows])
+    stored = repr([(r.context, r.last_error) for r in rows]) + repr(facts)
     assert "13800000000" not in stored and "example.org" not in stored
     assert all(r.status == Status.PENDING for r in rows)
 
@@ -109,24 +139,34 @@ def test_partner_hears_only_of_its_task(tree, eager, django_capture_on_commit_ca
     assert "13800000000" not in item.body and "学费问题" not in item.body
 
 
-def test_recipient_lookup_is_a_fixed_number_of_queries(tree, django_assert_max_num_queries):
+def test_recipient_lookup_is_a_fixed_number_of_queries(
+    tree, django_assert_num_queries, django_assert_max_num_queries
+):
     # given an escalated case, whose event reaches the youth, handlers and supervisors
     case = submit(tree)
     routing.case_escalate(case=case, actor=tree.handler, reason="manual")
     event = case.events.get(kind="escalated")
+    OutboxEvent.objects.all().delete()
     Notification.objects.all().delete()
-    # then writing its rows costs orgs + memberships + people + insert (+ categories once)
-    with django_assert_max_num_queries(5):
-        rows = services.notify_event(case, event)
+    # then the change's transaction writes one outbox row: one query, no lookup
+    with django_assert_num_queries(1):
+        [outbox_id] = services.notify_event(case, event)
+    # and the worker's fan-out costs lock + orgs + memberships + people + insert + mark
+    # (+ categories once, + the savepoint around it here)
+    with django_assert_max_num_queries(9):
+        rows = services.fan_out([outbox_id])
     assert len(rows) == 4
 
 
 def test_bulk_notifications_for_a_sweep(tree, django_assert_max_num_queries):
     created = [submit(tree) for _ in range(5)]
-    Notification.objects.all().delete()
+    OutboxEvent.objects.all().delete()
     pairs = [(c, c.events.get(seq=1)) for c in created]
-    with django_assert_max_num_queries(5):
-        rows = services.notify_events_bulk(pairs)
+    with django_assert_max_num_queries(1):
+        outbox_ids = services.notify_events_bulk(pairs)
+    assert len(outbox_ids) == 5  # one row per event, one statement
+    with django_assert_max_num_queries(9):
+        rows = services.fan_out(outbox_ids)
     assert len(rows) == 10  # the same query count as for one event
     assert Notification.objects.count() == 10
 
@@ -142,6 +182,7 @@ def test_embedded_mode_delivers_after_commit(tree, eager, django_capture_on_comm
 
 def test_in_app_delivery_is_exactly_once(tree):
     submit(tree)
+    services.fan_out_pending()
     ids = list(Notification.objects.values_list("pk", flat=True))
     assert services.deliver_many(ids) == 2
     assert services.deliver_many(ids) == 0
@@ -153,20 +194,32 @@ def test_in_app_delivery_is_exactly_once(tree):
 def test_english_speakers_get_english(tree):
     Preference.objects.create(user=tree.youth, language="en")
     submit(tree)
-    services.deliver_many(Notification.objects.values_list("pk", flat=True))
+    services.deliver_many(services.fan_out_pending())
     assert InboxItem.objects.get(user=tree.youth).subject.startswith("We received your request")
 
 
-def test_the_relay_sends_rows_left_pending_after_the_grace_period(tree, eager):
-    # given rows committed but never published (the process died after commit)
+def test_the_relay_sends_rows_left_pending_after_the_grace_period(
+    tree, eager, django_capture_on_commit_callbacks
+):
+    # given an outbox event committed but never published (the process died after commit)
     submit(tree)
     # when the relay runs before the grace period, nothing happens
     assert services.relay_pending() == 0
-    # and after it, the rows are delivered
+    # and after it, the event is fanned out and its rows delivered
+    later = timezone.now() + timedelta(seconds=31)
+    with (
+        mock.patch("django.utils.timezone.now", return_value=later),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert services.relay_pending() == 1
+    assert InboxItem.objects.count() == 2
+    # given delivery rows left pending too (their message was lost)
+    submit(tree)
+    services.fan_out_pending()
     later = timezone.now() + timedelta(seconds=31)
     with mock.patch("django.utils.timezone.now", return_value=later):
         assert services.relay_pending() == 2
-    assert InboxItem.objects.count() == 2
+    assert InboxItem.objects.count() == 4
 
 
 def test_failures_back_off_then_dead_letter_then_admin_retry(tree, settings, eager):
@@ -174,6 +227,7 @@ def test_failures_back_off_then_dead_letter_then_admin_retry(tree, settings, eag
     tree.youth.email = "chen@example.org"
     tree.youth.save()
     submit(tree)
+    services.fan_out_pending()
     row = Notification.objects.get(channel="email")
     with mock.patch(
         "notifications.channels.email.send", side_effect=TransientError("mail server: down")
@@ -204,6 +258,7 @@ def test_a_person_without_an_address_is_skipped_not_retried(tree, settings):
     tree.youth.phone = "13800000000"
     tree.youth.save()
     submit(tree)
+    services.fan_out_pending()
     tree.youth.phone = ""
     tree.youth.save()
     row = Notification.objects.get(channel="sms")
@@ -220,6 +275,7 @@ def test_sms_waits_for_the_end_of_quiet_hours(tree, settings):
     tree.youth.phone = "13800000000"
     tree.youth.save()
     submit(tree)
+    services.fan_out_pending()
     row = Notification.objects.get(channel="sms")
     services.deliver_many([row.pk])
     row.refresh_from_db()
@@ -241,7 +297,7 @@ def test_quiet_hours_across_midnight():
 def test_inbox_unread_mark_read_and_mark_all_read(tree):
     submit(tree)
     submit(tree)
-    services.deliver_many(Notification.objects.values_list("pk", flat=True))
+    services.deliver_many(services.fan_out_pending())
     from notifications.selectors import unread_count
 
     assert unread_count(tree.youth) == 2
@@ -287,14 +343,17 @@ def test_every_event_of_the_issue_has_recipients_and_templates():
     } | {"sla_reminder", "sla_breach", "complaint"}
 
 
-def test_run_background_once_delivers_what_the_web_process_left(tree, eager):
+def test_run_background_once_delivers_what_the_web_process_left(
+    tree, eager, django_capture_on_commit_callbacks
+):
     from django.core.management import call_command
 
-    # given rows committed but never published, past their grace period
+    # given an outbox event committed but never published, past its grace period
     submit(tree)
-    Notification.objects.update(relay_after=timezone.now() - timedelta(seconds=1))
-    # when the background loop runs once
-    call_command("run_background", "--once")
+    OutboxEvent.objects.update(relay_after=timezone.now() - timedelta(seconds=1))
+    # when the background loop runs once (its fan-out commits, then publishes)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("run_background", "--once")
     # then they are delivered
     assert InboxItem.objects.count() == 2
 
@@ -307,6 +366,7 @@ def test_a_sweep_sized_message_is_delivered_in_chunks_with_a_fixed_number_of_que
     tree.handler.email = "liu@example.org"
     tree.handler.save()
     created = [submit(tree) for _ in range(30)]
+    services.fan_out_pending()
     Notification.objects.exclude(recipient=tree.handler).delete()
     ids = list(Notification.objects.values_list("pk", flat=True))
     assert len(ids) == 2 * len(created)

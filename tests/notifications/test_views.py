@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from casework.services import cases, routing
 from notifications import services
-from notifications.models import InboxItem, Notification, Preference
+from notifications.models import InboxItem, Preference
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def delivered(tree):
         description="d",
     )
     routing.case_escalate(case=case, actor=tree.handler, reason="manual")
-    services.deliver_many(Notification.objects.values_list("pk", flat=True))
+    services.deliver_many(services.fan_out_pending())
     return case
 
 

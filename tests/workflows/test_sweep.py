@@ -20,7 +20,8 @@ from casework import services
 from casework.events import EventKind, verify_case
 from casework.models import Case, CaseEvent
 from casework.states import CaseState
-from notifications.models import Notification
+from notifications.models import Notification, OutboxEvent
+from notifications.services import fan_out_pending
 from tests.casework.steps import advance, submit
 from workflows import sla
 from workflows.models import OPEN_TASK_STATUSES, CaseTask
@@ -97,7 +98,8 @@ def test_breach_escalates_one_level_and_moves_the_task_to_the_new_inbox(tree):
     assert open_task(case).org_id == tree.city.pk
     assert [t.case_id for t in inbox_for(tree.city_handler)] == [case.pk]
     assert inbox_for(tree.handler) == []
-    # and the city's handlers heard of it
+    # and the city's handlers heard of it (once the delivery worker fanned the event out)
+    fan_out_pending()
     assert Notification.objects.filter(
         event=event, recipient=tree.city_handler, kind="escalated"
     ).exists()
@@ -134,6 +136,7 @@ def test_breach_at_the_top_raises_one_critical_alert_for_the_supervisors(tree):
     assert case.escalation_count == 2
     [alert] = events_of(case, EventKind.SLA_BREACH)
     assert alert.payload["clock"] == "accept"
+    fan_out_pending()
     assert Notification.objects.filter(event=alert, recipient=tree.province_supervisor).exists()
     # and it is never raised again for the same breach
     assert sweep(cst(2025, 10, 24, 10, 0)).critical == 0
@@ -156,6 +159,7 @@ def test_reminder_is_sent_once_per_stage_and_level(tree):
     assert case.remind_at is None and case.stage_reminded is True
     [reminder] = events_of(case, EventKind.SLA_REMINDER)
     assert reminder.payload == {"clock": "accept", "due": case.stage_due_at.isoformat()}
+    fan_out_pending()
     assert Notification.objects.filter(event=reminder, recipient=tree.handler).exists()
 
     # a new level is a new reminder
@@ -308,6 +312,26 @@ def test_two_concurrent_sweeps_escalate_each_case_exactly_once(tree):
     # then together they escalated every case, and no case twice
     assert errors == []
     assert sum(r.escalated for r in results) == len(cases)
+
+    # and when two delivery workers fan the outbox out at once
+    fanned: list[int] = []
+
+    def fan():
+        try:
+            barrier.wait()
+            fanned.extend(fan_out_pending())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=fan) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert not OutboxEvent.objects.filter(fanned_out_at__isnull=True).exists()
     expected_recipients = None
     for case in cases:
         case.refresh_from_db()
@@ -315,6 +339,7 @@ def test_two_concurrent_sweeps_escalate_each_case_exactly_once(tree):
         assert case.org_id == tree.city.pk
         [event] = events_of(case, EventKind.ESCALATED)
         assert verify_case(case) is None
+        assert OutboxEvent.objects.filter(event=event).count() == 1
         recipients = sorted(
             Notification.objects.filter(event=event).values_list("recipient_id", "channel")
         )
@@ -325,29 +350,35 @@ def test_two_concurrent_sweeps_escalate_each_case_exactly_once(tree):
     assert expected_recipients  # one set of notifications per case, not none
 
 
-def test_each_batch_publishes_its_outbox_rows_as_one_delivery_message(
+def test_each_batch_writes_one_outbox_row_per_case_and_publishes_them_as_one_message(
     tree, django_capture_on_commit_callbacks
 ):
     # given seven overdue cases, swept in batches of three
     cases = [submitted_on_monday(tree) for _ in range(7)]
+    OutboxEvent.objects.all().delete()
     Notification.objects.all().delete()
 
     # when the sweep runs with the publishing after each commit observed
     with (
-        mock.patch("notifications.tasks.deliver.apply_async") as publish,
+        mock.patch("notifications.tasks.fan_out.apply_async") as publish,
         django_capture_on_commit_callbacks(execute=True),
     ):
         result = sweep(cst(2025, 10, 21, 10), batch_size=3)
 
-    # then one message per batch carries all of that batch's rows, and no row twice
+    # then one message per batch carries all of that batch's outbox rows, one per case
     assert result.escalated == len(cases)
     published = [call.kwargs["args"][0] for call in publish.call_args_list]
     assert len(published) == 3
     ids = [pk for message in published for pk in message]
     assert sorted(ids) == sorted(
-        Notification.objects.filter(kind="escalated").values_list("pk", flat=True)
+        OutboxEvent.objects.filter(kind="escalated").values_list("pk", flat=True)
     )
-    # each escalated case: the youth, the new holder's handlers, the supervisors above
+    assert sorted(OutboxEvent.objects.values_list("case_id", flat=True)) == sorted(
+        c.pk for c in cases
+    )
+    # and the fan-out tells, for each escalated case: the youth, the new holder's
+    # handlers, the supervisors above
+    fan_out_pending()
     for case in cases:
         [event] = events_of(case, EventKind.ESCALATED)
         audiences = set(Notification.objects.filter(event=event).values_list("audience", flat=True))
