@@ -70,7 +70,8 @@ class EventKind(models.TextChoices):
     EVIDENCE_ADDED = "evidence_added", _("evidence added")
 
 
-def _canonical_time(at: datetime) -> str:
+def canonical_time(at: datetime) -> str:
+    """The event time as hashed: UTC, ISO 8601 with microseconds."""
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
@@ -96,7 +97,7 @@ def compute_hash(
         "to": to_state or "",
         "actor": actor_id,
         "org": org_id,
-        "at": _canonical_time(at),
+        "at": canonical_time(at),
         "payload": payload,
         "prev": prev_hash or "",
     }

@@ -838,6 +838,34 @@ class PrivacyRequest(models.Model):
 CACHE_FK = {"db_constraint": False, "db_index": False}
 
 
+class ScorePending(models.Model):
+    """A timeline event written by the SLA sweep whose score deltas are still to be added.
+
+    The sweep writes one row per escalation in its batch's transaction (one narrow
+    insert) instead of updating the score rows there; a follow-up task
+    (``casework.services.score_queue.apply_pending``) adds the deltas and deletes
+    the rows in one transaction, so each event is counted once. The nightly
+    recompute counts every event itself and forgets the pending rows.
+    """
+
+    # Plain references (no constraint, no index): events are append-only.
+    event = models.ForeignKey(
+        "CaseEvent",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    category_id = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = _("pending score update")
+        verbose_name_plural = _("pending score updates")
+
+    def __str__(self):
+        return f"event {self.event_id}"
+
+
 class ScoreEpoch(models.Model):
     """The moment the recency weights of every ``ScoreState`` are scaled to (one row).
 

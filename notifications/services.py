@@ -342,6 +342,56 @@ def write_outbox(pairs) -> list[int]:
     return ids
 
 
+# ``_facts`` in SQL, for events already in the database (the sweep's batches): the same
+# keys and values, read from the event and its case's row after the change.
+_FACTS_SQL = """jsonb_build_object(
+    'seq', e.seq, 'org', COALESCE(e.org_id, c.org_id), 'youth', c.youth_id,
+    'station', c.station_id, 'actor', e.actor_id, 'ref', c.reference,
+    'category', c.category_id, 'state', c.state, 'due', to_jsonb(c.stage_due_at),
+    'payload', (SELECT COALESCE(jsonb_object_agg(k, v), '{}'::jsonb)
+                FROM jsonb_each(e.payload) AS p(k, v) WHERE k = ANY(%s)))"""
+
+
+def write_outbox_for_events(event_ids: list[int]) -> list[int]:
+    """``write_outbox`` for events already inserted in this transaction, by id.
+
+    On PostgreSQL one ``INSERT … SELECT`` from the events and their cases: no
+    Python object per event. The cases must hold the state the events report
+    (the caller updated them first).
+    """
+    from casework.models import Case, CaseEvent
+
+    if not event_ids:
+        return []
+    now = timezone.now()
+    if connection.vendor != "postgresql":
+        events = CaseEvent.objects.filter(pk__in=event_ids).select_related("case")
+        return write_outbox([(event.case, event) for event in events])
+    relay_after = now + timedelta(seconds=settings.NOTIFICATIONS_RELAY_GRACE_SECONDS)
+    sql = (
+        f'INSERT INTO "{OutboxEvent._meta.db_table}" '
+        "(event_id, case_id, kind, facts, created_at, relay_after) "
+        f"SELECT e.id, e.case_id, e.kind, {_FACTS_SQL}, %s, %s "
+        f'FROM "{CaseEvent._meta.db_table}" e JOIN "{Case._meta.db_table}" c ON c.id = e.case_id '
+        "WHERE e.id = ANY(%s::bigint[]) AND e.kind = ANY(%s) RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                list(_PAYLOAD_KEYS),
+                now,
+                relay_after,
+                array_literal(event_ids),
+                sorted(RECIPIENTS),
+            ],
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+    if ids:
+        transaction.on_commit(partial(publish_fan_out, ids))
+    return ids
+
+
 def notify_events_bulk(pairs) -> list[int]:
     """The outbox rows for many (case, event) pairs at once (``write_outbox``)."""
     return write_outbox(pairs)

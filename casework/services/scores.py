@@ -697,6 +697,10 @@ def recompute_scores(
         hold_scores(exclusive=True)
         _settings_for_the_aggregate()
         current_epoch()  # the row exists before it is moved
+        # The sweep's queued score updates are counted below from the timeline itself.
+        from .score_queue import forget_pending
+
+        forget_pending()
         if reattribute:
             total = Rating.objects.count()
             done = 0

@@ -24,6 +24,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from hashlib import sha256
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -31,15 +32,16 @@ from django.db.models import Value
 from django.utils import timezone
 
 from ..errors import CaseworkError
-from ..events import EventKind, build_event
+from ..events import EventKind, build_event, canonical_time
 from ..models import Case, Category, Organisation
 from ..pgarrays import array_literal
 from ..states import SLA_STAGE_STATES as STAGE_STATES
 from ..states import CaseState
 from .cases import case_auto_close
-from .scores import record_events
+from .score_queue import enqueue_events as enqueue_scores
 
 logger = logging.getLogger(__name__)
+_dumps = json.dumps
 
 HOLDING_KINDS = (Organisation.Kind.LEAGUE, Organisation.Kind.STATION, Organisation.Kind.SOCIAL)
 DEFAULT_BATCH_SIZE = 1000
@@ -127,11 +129,13 @@ class _Deadlines:
         self.cache: dict[tuple, tuple] = {}
 
     def restart(self, case: Case) -> tuple[datetime, datetime | None]:
-        clock = self.sla.clock_for(case.state)
-        key = (case.category_id, case.urgency, clock)
+        return self.restart_for(case.category_id, case.urgency, self.sla.clock_for(case.state))
+
+    def restart_for(self, category_id: int, urgency: str, clock: str | None) -> tuple:
+        key = (category_id, urgency, clock)
         if key not in self.cache:
             policy = self.sla.policy_for(
-                category_code=self.codes.get(case.category_id, ""), urgency=case.urgency
+                category_code=self.codes.get(category_id, ""), urgency=urgency
             )
             self.cache[key] = self.sla.deadlines(policy, clock, self.now, self.calendar)
         return self.cache[key]
@@ -249,76 +253,203 @@ def _after_write(pairs: list, moved_case_ids: list[int]) -> None:
         move_open_tasks(moved_case_ids)
 
 
+# The columns a breach batch reads of each locked case, in this order.
+_BREACH_FIELDS = (
+    "id",
+    "state",
+    "org_id",
+    "category_id",
+    "urgency",
+    "stage_due_at",
+    "last_event_seq",
+    "last_event_hash",
+)
+
+
+def _breached_sets(v: dict[str, str], now: str, false: str) -> str:
+    """The SET list of ``_update_breached``; ``v`` names where each new value comes from."""
+    return (
+        f"org_id = {v['org']}, "
+        f"assignee_id = CASE WHEN {v['moved']} THEN NULL ELSE assignee_id END, "
+        "version = version + 1, "
+        f"escalation_count = escalation_count + CASE WHEN {v['moved']} THEN 1 ELSE 0 END, "
+        f"stage_started_at = CASE WHEN {v['moved']} THEN {now} ELSE stage_started_at END, "
+        f"stage_due_at = {v['due']}, remind_at = {v['remind']}, "
+        f"stage_reminded = CASE WHEN {v['moved']} THEN {false} ELSE stage_reminded END, "
+        f"sla_breached = NOT {v['moved']}, "
+        f"last_event_seq = {v['seq']}, last_event_hash = {v['hash']}, updated_at = {now}"
+    )
+
+
+_BREACHED_VALUES = ("id", "moved", "org", "due", "remind", "seq", "hash")
+
+
+def _update_breached(rows: list[tuple], now: datetime) -> None:
+    """One UPDATE for the batch's cases (PostgreSQL: one array per column).
+
+    Each row is (id, moved, org, due, remind, seq, hash). A moved case goes to
+    ``org`` with a fresh stage clock and no assignee; a case that stays (the
+    top level) gets the critical flag. Both lose their reminder point.
+    """
+    table = Case._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            sets = _breached_sets({n: f"v.{n}" for n in _BREACHED_VALUES}, "%s", "false")
+            columns = list(zip(*rows, strict=True))
+            cursor.execute(
+                f'UPDATE "{table}" SET {sets} '
+                "FROM unnest(%s::bigint[], %s::boolean[], %s::bigint[], %s::timestamptz[], "
+                "%s::timestamptz[], %s::integer[], %s::varchar[]) "
+                f"AS v({', '.join(_BREACHED_VALUES)}) "
+                f'WHERE "{table}".id = v.id',
+                [now, now, *(array_literal(column) for column in columns)],
+            )
+            return
+        # SQLite (tests, the embedded demo): the same statement for each row, one call.
+        sets = _breached_sets({n: f"%({n})s" for n in _BREACHED_VALUES}, "%(now)s", "0")
+        sql = f'UPDATE "{table}" SET {sets} WHERE id = %(id)s'
+        adapt = connection.ops.adapt_datetimefield_value  # as the ORM stores them
+        params = []
+        for row in rows:
+            values = dict(zip(_BREACHED_VALUES, row, strict=True))
+            values.update(due=adapt(values["due"]), remind=adapt(values["remind"]), now=adapt(now))
+            params.append(values)
+        cursor.executemany(sql, params)
+
+
+def _insert_event_rows(rows: list[tuple], now: datetime) -> list[int]:
+    """Insert (case_id, seq, kind, state, org_id, payload json, prev_hash, hash) rows as
+    events at ``now`` by the system (no actor); their ids."""
+    from casework.models import CaseEvent
+
+    if connection.vendor != "postgresql":
+        created = CaseEvent.objects.bulk_create(
+            [
+                CaseEvent(
+                    case_id=case_id,
+                    seq=seq,
+                    kind=kind,
+                    from_state=state,
+                    to_state=state,
+                    actor_id=None,
+                    org_id=org_id,
+                    at=now,
+                    payload=json.loads(payload),
+                    prev_hash=prev,
+                    hash=digest,
+                )
+                for case_id, seq, kind, state, org_id, payload, prev, digest in rows
+            ]
+        )
+        return [event.pk for event in created]
+    columns = list(zip(*rows, strict=True))
+    sql = (
+        f'INSERT INTO "{CaseEvent._meta.db_table}" (case_id, seq, kind, from_state, to_state, '
+        "actor_id, org_id, at, payload, prev_hash, hash) "
+        "SELECT c, s, k, st, st, NULL, o, %s, p, ph, h FROM unnest(%s::bigint[], %s::integer[], "
+        "%s::varchar[], %s::varchar[], %s::bigint[], %s::jsonb[], %s::varchar[], %s::varchar[]) "
+        "AS t(c, s, k, st, o, p, ph, h) RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, *(array_literal(column) for column in columns)])
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+def _event_row(case_id, seq, kind, state, org_id, payload, prev, at_text) -> tuple:
+    """One event row with its hash (``casework.events.compute_hash``'s canonical form)."""
+    blob = _dumps(
+        {
+            "case": case_id,
+            "seq": seq,
+            "kind": kind,
+            "from": state,
+            "to": state,
+            "actor": None,
+            "org": org_id,
+            "at": at_text,
+            "payload": payload,
+            "prev": prev,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    digest = sha256(blob.encode()).hexdigest()
+    return (
+        case_id,
+        seq,
+        kind,
+        state,
+        org_id,
+        _dumps(payload, ensure_ascii=False),
+        prev,
+        digest,
+    )
+
+
 def _breach_batch(now: datetime, size: int, deadlines: _Deadlines, result: SweepResult) -> int:
-    """Escalate one batch of breached cases one level up (or raise the critical flag)."""
+    """Escalate one batch of breached cases one level up (or raise the critical flag).
+
+    Set-based: one locking SELECT (plain tuples, no model objects), one UPDATE of
+    the cases, one INSERT of the events (their hash chain computed here), one
+    INSERT of the outbox rows and one of the score queue (both from the new
+    events, in the database), one UPDATE of the open tasks.
+    """
+    from notifications.services import write_outbox_for_events
+    from workflows.engine import move_open_tasks
+
     with transaction.atomic():
-        cases = _lock_batch(breach_candidates(now), "stage_due_at", size)
-        if not cases:
+        locked = list(
+            breach_candidates(now)
+            .order_by("stage_due_at", "pk")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list(*_BREACH_FIELDS)[:size]
+        )
+        if not locked:
             return 0
-        targets = _escalation_targets({case.org_id for case in cases})
-        events, moved = [], []
-        for case in cases:
-            clock = deadlines.sla.clock_for(case.state)
-            missed = case.stage_due_at.isoformat()
-            parent_id, level = targets.get(case.org_id, (None, 0))
-            case.version += 1
-            case.remind_at = None
+        targets = _escalation_targets({row[2] for row in locked})
+        at_text = canonical_time(now)
+        clock_of = deadlines.sla.clock_for
+        case_rows, event_rows, moved, scored = [], [], [], []
+        for case_id, state, org_id, category_id, urgency, due, seq, prev in locked:
+            clock = clock_of(state)
+            missed = due.isoformat()
+            parent_id, level = targets.get(org_id, (None, 0))
+            seq += 1
             if parent_id is None:
                 # Nowhere to go: the supervisors of the top level get a critical alert,
                 # once (the flag takes the case out of the breach index).
-                case.sla_breached = True
-                payload = {"clock": clock, "missed": missed, "level": level}
-                kind = EventKind.SLA_BREACH
+                kind = EventKind.SLA_BREACH.value
+                payload = {"clock": clock, "level": level, "missed": missed}
+                new_org, new_due, new_remind = org_id, due, None
                 result.critical += 1
             else:
+                kind = EventKind.ESCALATED.value
                 payload = {
-                    "from_org": case.org_id,
-                    "to_org": parent_id,
-                    "reason": "sla_breach",
                     "clock": clock,
+                    "from_org": org_id,
                     "missed": missed,
+                    "reason": "sla_breach",
+                    "to_org": parent_id,
                 }
-                case.org_id = parent_id
-                case.assignee_id = None
-                case.escalation_count += 1
-                case.stage_started_at = now
-                case.stage_due_at, case.remind_at = deadlines.restart(case)
-                case.stage_reminded = False
-                kind = EventKind.ESCALATED
-                moved.append(case.pk)
+                new_org = parent_id
+                new_due, new_remind = deadlines.restart_for(category_id, urgency, clock)
+                moved.append(case_id)
                 result.escalated += 1
-            events.append(
-                build_event(
-                    case,
-                    kind=kind,
-                    from_state=case.state,
-                    to_state=case.state,
-                    payload=payload,
-                    at=now,
-                )
+            event = _event_row(case_id, seq, kind, state, new_org, payload, prev, at_text)
+            event_rows.append(event)
+            scored.append((category_id, kind))
+            case_rows.append(
+                (case_id, parent_id is not None, new_org, new_due, new_remind, seq, event[7])
             )
-        _insert_events(events)
-        # One score update for the batch: arrivals and escalations away (docs/scores.md).
-        record_events((case.category_id, event) for case, event in zip(cases, events, strict=True))
-        _save_cases(
-            cases,
-            [
-                "org",
-                "assignee",
-                "version",
-                "escalation_count",
-                "stage_started_at",
-                "stage_due_at",
-                "remind_at",
-                "stage_reminded",
-                "sla_breached",
-                "last_event_seq",
-                "last_event_hash",
-            ],
-            now,
-        )
-        _after_write(list(zip(cases, events, strict=True)), moved)
-    return len(cases)
+        _update_breached(case_rows, now)
+        event_ids = _insert_event_rows(event_rows, now)
+        # The outbox rows and the score queue rows come from the new events in the database.
+        write_outbox_for_events(event_ids)
+        enqueue_scores(event_ids)
+        if moved:
+            move_open_tasks(moved)
+    return len(locked)
 
 
 def _reminder_batch(now: datetime, size: int, result: SweepResult) -> int:

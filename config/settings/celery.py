@@ -28,6 +28,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         # A run that waited longer than its interval is dropped: the next one does its work.
         "options": {"queue": "sweeps", "expires": max(1.0, SLA_SWEEP_INTERVAL_SECONDS - 5)},
     },
+    # The score deltas of the sweep's escalations, after its commits (each sweep batch asks
+    # for this too; the schedule covers a lost message).
+    "apply-pending-scores": {
+        "task": "workflows.apply_pending_scores",
+        "schedule": 60.0,
+        "options": {"queue": "sweeps", "expires": 55},
+    },
     # Scores are kept current incrementally; the nightly full recompute re-bases their
     # epoch, corrects any drift and writes the day's snapshot for the trends.
     "recompute-scores": {

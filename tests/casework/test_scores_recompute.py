@@ -5,8 +5,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from casework import services
-from casework.models import Case, ScoreSnapshot, ScoreState
+from casework.models import Case, ScorePending, ScoreSnapshot, ScoreState
 from casework.selectors_scores import org_rankings, staff_rankings
+from casework.services.score_queue import apply_all
 from casework.services.scores import (
     full_sums,
     recompute_scores,
@@ -42,6 +43,8 @@ def busy_history(tree):
     Case.objects.filter(pk=e.pk).update(stage_due_at=timezone.now() - timezone.timedelta(hours=1))
     services.sla_sweep()
     assert Case.objects.get(pk=e.pk).org_id == tree.city.pk
+    # the sweep's score update follows its commit (the follow-up task's work)
+    assert apply_all() == 1
 
 
 def assert_agree(stored, full):
@@ -70,6 +73,48 @@ def test_incremental_values_agree_with_the_full_recompute(tree):
     # The escalation away and the reopen were counted for Haizhu
     haizhu = ScoreState.objects.get(key=f"org:{tree.haizhu.pk}")
     assert haizhu.escalated_away > 0 and haizhu.reopened > 0 and haizhu.arrived > 0
+
+
+def test_a_sweep_queues_its_score_update_and_the_follow_up_applies_it_once(tree):
+    from django.utils import timezone
+
+    # given a breached case, swept
+    case = case_in(tree, CaseState.SUBMITTED)
+    Case.objects.filter(pk=case.pk).update(
+        stage_due_at=timezone.now() - timezone.timedelta(hours=1)
+    )
+    before = ScoreState.objects.filter(key=f"org:{tree.city.pk}").first()
+    assert services.sla_sweep().escalated == 1
+    # then the sweep's transaction queued the update instead of writing the scores
+    [pending] = ScorePending.objects.all()
+    assert pending.event.kind == "escalated" and pending.category_id == case.category_id
+    assert ScoreState.objects.filter(key=f"org:{tree.city.pk}").first() == before
+    # and the follow-up adds it once: the city gained an arrival, Haizhu an escalation away
+    assert apply_all() == 1
+    assert apply_all() == 0
+    assert ScoreState.objects.get(key=f"org:{tree.city.pk}").arrived > 0
+    assert ScoreState.objects.get(key=f"org:{tree.haizhu.pk}").escalated_away > 0
+    epoch, stored = stored_sums()
+    assert_agree(stored, full_sums(epoch))
+
+
+def test_the_recompute_counts_pending_updates_once(tree):
+    from django.utils import timezone
+
+    # given a sweep escalation whose score update is still queued
+    case = case_in(tree, CaseState.SUBMITTED)
+    Case.objects.filter(pk=case.pk).update(
+        stage_due_at=timezone.now() - timezone.timedelta(hours=1)
+    )
+    services.sla_sweep()
+    assert ScorePending.objects.count() == 1
+    # when the nightly recompute runs first, it counts the event and forgets the queue row
+    recompute_scores()
+    assert ScorePending.objects.count() == 0
+    # so the follow-up adds nothing, and the stored sums still agree with a full count
+    assert apply_all() == 0
+    epoch, stored = stored_sums()
+    assert_agree(stored, full_sums(epoch))
 
 
 def test_the_command_recomputes_with_a_progress_bar_and_writes_the_trend(tree, capsys):

@@ -158,6 +158,22 @@ def test_recipient_lookup_is_a_fixed_number_of_queries(
     assert len(rows) == 4
 
 
+@pytest.mark.postgres
+def test_outbox_rows_written_in_sql_for_a_sweep_hold_the_same_facts(tree):
+    # given an escalation, whose outbox row was written from the case and event in Python
+    case = submit(tree)
+    cases.case_accept(case=case, actor=tree.handler)
+    routing.case_escalate(case=case, actor=tree.handler, reason="manual")
+    event = case.events.get(kind="escalated")
+    [written] = OutboxEvent.objects.filter(event=event)
+    # when the sweep's path writes one for the same event from the database rows
+    [again] = services.write_outbox_for_events([event.pk])
+    # then both hold the same facts
+    assert OutboxEvent.objects.get(pk=again).facts == written.facts
+    assert written.facts["payload"] == {"reason": "manual"}
+    assert written.facts["due"] and written.facts["org"] == tree.city.pk
+
+
 def test_bulk_notifications_for_a_sweep(tree, django_assert_max_num_queries):
     created = [submit(tree) for _ in range(5)]
     OutboxEvent.objects.all().delete()
