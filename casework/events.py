@@ -60,6 +60,10 @@ class EventKind(models.TextChoices):
     # deadline, and the critical alert when the top level misses one (nowhere to escalate).
     SLA_REMINDER = "sla_reminder", _("deadline reminder")
     SLA_BREACH = "sla_breach", _("deadline missed at the top level: critical alert")
+    # The sweep also watches coordination tasks and complaints (docs/sla.md, section 4).
+    REFERRAL_REMINDER = "referral_reminder", _("coordination task deadline reminder")
+    REFERRAL_OVERDUE = "referral_overdue", _("coordination task overdue")
+    COMPLAINT_OVERDUE = "complaint_overdue", _("complaint answer overdue")
     # Ratings, complaints and reports (casework.services.ratings, docs/scores.md).
     RATING_EDITED = "rating_edited", _("rating changed")
     COMPLAINT = "complaint", _("complaint about the handling")

@@ -615,11 +615,27 @@ class CoordinationTask(models.Model):
     result = EncryptedTextField(_("result"), blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The SLA sweep (docs/sla.md): the partner is reminded at ``remind_at`` (cleared once
+    # sent), and the case's handlers and the partner hear once when ``due_at`` passes.
+    remind_at = models.DateTimeField(null=True, blank=True)
+    overdue_notified = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = _("coordination task")
         verbose_name_plural = _("coordination tasks")
-        indexes = [models.Index(fields=["partner", "status"], name="coord_partner_status_idx")]
+        indexes = [
+            models.Index(fields=["partner", "status"], name="coord_partner_status_idx"),
+            models.Index(
+                fields=["remind_at"],
+                name="coord_remind_idx",
+                condition=Q(status="open", remind_at__isnull=False),
+            ),
+            models.Index(
+                fields=["due_at"],
+                name="coord_overdue_idx",
+                condition=Q(status="open", overdue_notified=False, due_at__isnull=False),
+            ),
+        ]
 
     def __str__(self):
         return f"{self.case} → {self.partner}"
@@ -1001,12 +1017,21 @@ class Complaint(models.Model):
     )
     answered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When the SLA sweep reminded the organisation that the answer is overdue (once).
+    overdue_notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("complaint")
         verbose_name_plural = _("complaints")
         ordering = ["due_at"]
-        indexes = [models.Index(fields=["org", "status"], name="complaint_org_status_idx")]
+        indexes = [
+            models.Index(fields=["org", "status"], name="complaint_org_status_idx"),
+            models.Index(
+                fields=["due_at"],
+                name="complaint_overdue_idx",
+                condition=Q(status="open", overdue_notified_at__isnull=True),
+            ),
+        ]
 
     def __str__(self):
         return f"{self.case} · {self.get_status_display()}"

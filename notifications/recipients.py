@@ -48,6 +48,9 @@ RECIPIENTS: dict[str, tuple[str, ...]] = {
     "referral_waived": (PARTNERS,),
     "sla_reminder": (HANDLERS,),
     "sla_breach": (HANDLERS, SUPERVISORS),
+    "referral_reminder": (PARTNERS,),  # the partner body's task is due soon
+    "referral_overdue": (HANDLERS, PARTNERS),  # it is past due: chase it or waive it
+    "complaint_overdue": (HANDLERS, SUPERVISORS),  # of the organisation complained about
     "complaint": (HANDLERS, SUPERVISORS),
     "complaint_answered": (YOUTH,),
     "hidden_pending_review": (SUPERVISORS,),  # reports hid the case: review it
@@ -89,6 +92,11 @@ class Resolved:
 
 
 def _holding_org_id(case, event) -> int:
+    """The organisation whose handlers and supervisors hear: the one holding the case,
+    unless the event names another (``notify_org``: a complaint's organisation)."""
+    notify_org = (event.payload or {}).get("notify_org")
+    if isinstance(notify_org, int):
+        return notify_org
     return event.org_id or case.org_id
 
 

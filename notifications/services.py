@@ -98,8 +98,8 @@ def _int_or_none(value):
     return value if isinstance(value, int) else None
 
 
-# Payload keys the fan-out reads (recipients: partner; messages: reason, task).
-_PAYLOAD_KEYS = ("reason", "task", "partner")
+# Payload keys the fan-out reads (recipients: partner, notify_org; messages: reason, task).
+_PAYLOAD_KEYS = ("reason", "task", "partner", "notify_org")
 
 
 def _facts(case, event) -> dict:

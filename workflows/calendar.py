@@ -154,6 +154,14 @@ def package_days(year: int) -> list[tuple[date, str, str]]:
     return sorted(rows)
 
 
+def package_coverage() -> tuple[str, int, int]:
+    """(version, first year, last year) of the installed ``chinese_calendar`` package."""
+    from chinese_calendar import constants
+
+    years = {d.year for d in constants.holidays}
+    return _package_version(), min(years), max(years)
+
+
 def _package_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -54,6 +54,7 @@ def case_refer(
             partner=partner,
             instructions=instructions,
             due_at=due_at,
+            remind_at=_task_reminder_point(case, due_at),
             required=required,
         )
         finish_change(
@@ -69,6 +70,18 @@ def case_refer(
             },
         )
     return task
+
+
+def _task_reminder_point(case: Case, due_at: datetime | None) -> datetime | None:
+    """When the SLA sweep reminds the partner: the case's policy's reminder share of the
+    time from now to the task's deadline (wall-clock time, like the deadline itself)."""
+    if due_at is None:
+        return None
+    from workflows import sla
+
+    policy = sla.policy_for(category_code=case.category.code, urgency=case.urgency)
+    now = timezone.now()
+    return now + (due_at - now) * policy.reminder_fraction
 
 
 def _lock_task(task: CoordinationTask | int, expected_version: int | None):

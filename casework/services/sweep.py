@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from ..errors import CaseworkError
 from ..events import EventKind, build_event, canonical_time
-from ..models import Case, Category, Organisation
+from ..models import Case, Category, Complaint, CoordinationTask, Organisation
 from ..pgarrays import array_literal
 from ..states import SLA_STAGE_STATES as STAGE_STATES
 from ..states import CaseState
@@ -56,6 +56,9 @@ class SweepResult:
     critical: int = 0
     reminded: int = 0
     auto_closed: int = 0
+    task_reminded: int = 0
+    task_overdue: int = 0
+    complaint_overdue: int = 0
     batches: int = 0
 
     def as_dict(self) -> dict:
@@ -80,6 +83,26 @@ def rating_candidates(now: datetime):
     return Case.objects.filter(
         state=CaseState.FEEDBACK_GIVEN, stage_due_at__isnull=False, stage_due_at__lte=now
     )
+
+
+# Coordination tasks and complaints have deadlines of their own (docs/sla.md, section 4);
+# their partial indexes are in casework migration 0013.
+def task_reminder_candidates(now: datetime):
+    return CoordinationTask.objects.filter(
+        status=CoordinationTask.Status.OPEN, remind_at__isnull=False
+    ).filter(remind_at__lte=now)
+
+
+def task_overdue_candidates(now: datetime):
+    return CoordinationTask.objects.filter(
+        status=CoordinationTask.Status.OPEN, overdue_notified=False, due_at__isnull=False
+    ).filter(due_at__lte=now)
+
+
+def complaint_overdue_candidates(now: datetime):
+    return Complaint.objects.filter(
+        status=Complaint.Status.OPEN, overdue_notified_at__isnull=True
+    ).filter(due_at__lte=now)
 
 
 # What this module and the notification writer read; a field left out would cost one
@@ -505,11 +528,114 @@ def _rating_batch(now: datetime, size: int, result: SweepResult) -> int:
     return len(ids)
 
 
+def _task_reminder(task: CoordinationTask, now: datetime) -> tuple[str, dict]:
+    return EventKind.REFERRAL_REMINDER, {
+        "task": task.pk,
+        "partner": task.partner_id,
+        "due": task.due_at.isoformat() if task.due_at else None,
+    }
+
+
+def _task_overdue(task: CoordinationTask, now: datetime) -> tuple[str, dict]:
+    return EventKind.REFERRAL_OVERDUE, {
+        "task": task.pk,
+        "partner": task.partner_id,
+        "missed": task.due_at.isoformat(),
+    }
+
+
+def _complaint_overdue(complaint: Complaint, now: datetime) -> tuple[str, dict]:
+    # The organisation complained about hears, wherever the case is now.
+    return EventKind.COMPLAINT_OVERDUE, {
+        "complaint": complaint.pk,
+        "notify_org": complaint.org_id,
+        "missed": complaint.due_at.isoformat(),
+    }
+
+
+def _side_deadline_batch(now: datetime, size: int, candidates, order_field, describe, mark):
+    """One batch of coordination-task or complaint deadlines: a timeline event on each
+    item's case and its notifications, then the item is marked so it is acted on once.
+
+    The items and then their cases are locked with SKIP LOCKED; an item whose case
+    another transaction holds waits for the next run. Returns (locked, acted on).
+    """
+    with transaction.atomic():
+        items = list(
+            candidates(now)
+            .order_by(order_field, "pk")
+            .select_for_update(skip_locked=True, of=("self",))[:size]
+        )
+        if not items:
+            return 0, 0
+        cases = {
+            case.pk: case
+            for case in Case.objects.filter(pk__in={item.case_id for item in items})
+            .select_for_update(skip_locked=True)
+            .only(*LOADED_FIELDS)
+        }
+        pairs, done = [], []
+        for item in items:
+            case = cases.get(item.case_id)
+            if case is None:
+                continue
+            kind, payload = describe(item, now)
+            event = build_event(
+                case, kind=kind, from_state=case.state, to_state=case.state, payload=payload, at=now
+            )
+            pairs.append((case, event))
+            done.append(item.pk)
+        if pairs:
+            _insert_events([event for _case, event in pairs])
+            touched = list({case.pk: case for case, _event in pairs}.values())
+            _save_cases(touched, ["last_event_seq", "last_event_hash"], now)
+            _after_write(pairs, [])
+            mark(done, now)
+    return len(items), len(done)
+
+
+def _mark_task_reminded(ids, now):
+    CoordinationTask.objects.filter(pk__in=ids).update(remind_at=None)
+
+
+def _mark_task_overdue(ids, now):
+    CoordinationTask.objects.filter(pk__in=ids).update(overdue_notified=True, remind_at=None)
+
+
+def _mark_complaint_overdue(ids, now):
+    Complaint.objects.filter(pk__in=ids).update(overdue_notified_at=now)
+
+
 BREACH, REMIND, RATING = "breach", "remind", "rating"
+TASK_REMIND, TASK_OVERDUE, COMPLAINT_OVERDUE = "task_remind", "task_overdue", "complaint_overdue"
+# phase: (candidates, order field, describe, mark, result counter)
+SIDE_PHASES = {
+    TASK_OVERDUE: (
+        task_overdue_candidates,
+        "due_at",
+        _task_overdue,
+        _mark_task_overdue,
+        "task_overdue",
+    ),
+    TASK_REMIND: (
+        task_reminder_candidates,
+        "remind_at",
+        _task_reminder,
+        _mark_task_reminded,
+        "task_reminded",
+    ),
+    COMPLAINT_OVERDUE: (
+        complaint_overdue_candidates,
+        "due_at",
+        _complaint_overdue,
+        _mark_complaint_overdue,
+        "complaint_overdue",
+    ),
+}
 
 
 def _due_phases(now: datetime) -> set[str]:
-    """Which of the three deadline kinds have anything due: one query, one index probe each.
+    """Which of the deadline kinds have anything due: one query, one index probe each.
 
     Most runs find nothing; then the sweep costs this one round trip and no transaction.
     """
@@ -517,6 +643,7 @@ def _due_phases(now: datetime) -> set[str]:
         (BREACH, breach_candidates),
         (REMIND, reminder_candidates),
         (RATING, rating_candidates),
+        *((name, phase[0]) for name, phase in SIDE_PHASES.items()),
     )
     if not connection.features.supports_slicing_ordering_in_compound:  # SQLite: three probes
         return {name for name, candidates in kinds if candidates(now).exists()}
@@ -576,7 +703,8 @@ def _breach_in_threads(
 def sla_sweep(
     *, now: datetime | None = None, batch_size: int | None = None, max_batches: int | None = None
 ) -> SweepResult:
-    """Act on every deadline that has passed: escalate breaches, send reminders, close ratings.
+    """Act on every deadline that has passed: escalate breaches, send reminders, close ratings,
+    and tell of coordination tasks and complaints that are due soon or overdue.
 
     Safe to run at any time and from several processes at once: each batch
     commits on its own, skips rows another transaction holds, and leaves every
@@ -613,7 +741,14 @@ def sla_sweep(
         result.batches += 1
         if _rating_batch(now, closing_size, result) < closing_size:
             break
-    if result.escalated or result.critical or result.reminded or result.auto_closed:
+    for name, (candidates, order_field, describe, mark, counter) in SIDE_PHASES.items():
+        while name in due and budget_left():
+            result.batches += 1
+            locked, done = _side_deadline_batch(now, size, candidates, order_field, describe, mark)
+            setattr(result, counter, getattr(result, counter) + done)
+            if locked < size or not done:
+                break
+    if any(result.as_dict()[name] for name in result.as_dict() if name != "batches"):
         logger.info("sla sweep: %s", result.as_dict())
     return result
 

@@ -149,6 +149,25 @@ def test_load_calendar_command_says_which_years_it_could_not_load(db):
     assert "1999: not covered" in err.getvalue()
 
 
+def test_load_calendar_says_which_years_the_package_covers_and_what_was_entered_by_hand(db):
+    # given a year the package does not cover, with a holiday an administrator entered
+    from workflows.calendar import package_coverage
+
+    version, first, last = package_coverage()
+    beyond = last + 1
+    CalendarDay.objects.create(
+        date=date(beyond, 1, 1), kind="holiday", name="元旦", source=CalendarDay.Source.ADMIN
+    )
+    out, err = StringIO(), StringIO()
+    # when the command is asked for it
+    call_command("load_calendar", "--year", str(beyond), stdout=out, stderr=err)
+    # then it names the package's range and the year's state, and keeps the admin's day
+    assert f"chinese_calendar {version} covers {first}-{last}" in out.getvalue()
+    assert f"{beyond}: not covered" in err.getvalue()
+    assert "1 day(s) entered by hand" in err.getvalue()
+    assert CalendarDay.objects.filter(date__year=beyond).count() == 1
+
+
 def test_sla_sweep_command_prints_what_it_did(tree):
     submitted_on_monday(tree)
     out = StringIO()

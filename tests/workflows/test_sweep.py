@@ -432,3 +432,100 @@ def test_a_sweep_with_nothing_due_is_one_query_and_no_transaction(tree):
     # then one probe answered for breaches, reminders and rating windows at once
     assert (result.escalated, result.reminded, result.auto_closed) == (0, 0, 0)
     assert len(queries) == 1
+
+
+def notified(event) -> set[tuple[int, str]]:
+    """(recipient, audience) of an event's messages, once the worker fanned it out."""
+    fan_out_pending()
+    return set(Notification.objects.filter(event=event).values_list("recipient_id", "audience"))
+
+
+def test_coordination_task_deadline_reminds_the_partner_then_tells_of_the_overdue_task_once(tree):
+    from casework.services import coordination
+    from tests.casework.steps import advance
+
+    # given a case in coordination with a task for the partner body due in two days
+    with freeze_time(MONDAY_10):
+        case = advance(tree, submit(tree), CaseState.COORDINATING)
+        task = coordination.case_refer(
+            case=case,
+            actor=tree.handler,
+            partner=tree.partner,
+            instructions="请协调学校退还补课费",
+            due_at=MONDAY_10 + timedelta(days=2),
+        )
+    # the reminder point is the policy's share (0.75) of the time given
+    assert task.remind_at == MONDAY_10 + timedelta(hours=36)
+
+    # when the sweep passes the reminder point: the partner is reminded, once
+    assert sweep(cst(2025, 10, 21, 21, 59)).task_reminded == 0
+    assert sweep(cst(2025, 10, 21, 22, 0)).task_reminded == 1
+    assert sweep(cst(2025, 10, 21, 23, 0)).task_reminded == 0
+    [reminder] = events_of(case, EventKind.REFERRAL_REMINDER)
+    assert reminder.payload["task"] == task.pk and reminder.actor_id is None
+    assert notified(reminder) == {(tree.partner_staff.pk, "partner")}
+
+    # when the task's deadline passes: the case's handlers and the partner hear, once
+    result = sweep(cst(2025, 10, 22, 10, 1))
+    assert (result.task_overdue, result.escalated) == (1, 0)
+    assert sweep(cst(2025, 10, 23, 10, 0)).task_overdue == 0
+    [overdue] = events_of(case, EventKind.REFERRAL_OVERDUE)
+    assert datetime.fromisoformat(overdue.payload["missed"]) == task.due_at
+    assert notified(overdue) == {(tree.handler.pk, "handler"), (tree.partner_staff.pk, "partner")}
+    # and the timeline still verifies; the case itself did not move
+    case.refresh_from_db()
+    assert verify_case(case) is None
+    assert case.org_id == tree.haizhu.pk
+
+
+def test_a_finished_coordination_task_is_not_swept(tree):
+    from casework.services import coordination
+    from tests.casework.steps import advance
+
+    with freeze_time(MONDAY_10):
+        case = advance(tree, submit(tree), CaseState.COORDINATING)
+        task = coordination.case_refer(
+            case=case,
+            actor=tree.handler,
+            partner=tree.partner,
+            instructions="请协调",
+            due_at=MONDAY_10 + timedelta(days=2),
+        )
+        coordination.coordination_waive(task=task, actor=tree.handler, reason="不再需要")
+    result = sweep(cst(2025, 10, 22, 10, 1))
+    assert (result.task_reminded, result.task_overdue) == (0, 0)
+
+
+def test_an_overdue_complaint_reminds_the_organisation_complained_about_once(tree):
+    # given a complaint about Haizhu's handling, answer due in three days
+    with freeze_time(MONDAY_10):
+        case = submit(tree)
+        complaint = services.complaint_submit(case=case, actor=tree.youth, body="一直没人理")
+    assert complaint.due_at == MONDAY_10 + timedelta(days=3)
+
+    # when the sweep passes the answer deadline (the case itself escalated meanwhile)
+    assert sweep(cst(2025, 10, 23, 9, 59)).complaint_overdue == 0
+    result = sweep(cst(2025, 10, 23, 10, 0))
+    assert result.complaint_overdue == 1
+    assert sweep(cst(2025, 10, 24, 10, 0)).complaint_overdue == 0
+
+    # then Haizhu's handlers and the supervisors above it are reminded, once
+    case.refresh_from_db()
+    assert case.org_id != tree.haizhu.pk  # the case moved up; the complaint did not
+    [overdue] = events_of(case, EventKind.COMPLAINT_OVERDUE)
+    assert overdue.payload["complaint"] == complaint.pk
+    told = notified(overdue)
+    assert (tree.handler.pk, "handler") in told
+    assert {
+        (tree.city_supervisor.pk, "supervisor"),
+        (tree.province_supervisor.pk, "supervisor"),
+    } <= told
+    assert verify_case(case) is None
+
+
+def test_an_answered_complaint_is_not_swept(tree):
+    with freeze_time(MONDAY_10):
+        case = submit(tree)
+        complaint = services.complaint_submit(case=case, actor=tree.youth, body="一直没人理")
+        services.complaint_answer(complaint=complaint, actor=tree.city_supervisor, answer="已督办")
+    assert sweep(cst(2025, 10, 24, 10, 0)).complaint_overdue == 0

@@ -22,16 +22,26 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, years=None, overwrite_admin=False, **options):
+        from workflows.calendar import package_coverage
+        from workflows.models import CalendarDay
+
         this_year = timezone.localdate().year
+        version, first, last = package_coverage()
+        self.stdout.write(f"chinese_calendar {version} covers {first}-{last}")
         result = load_calendar(years or [this_year, this_year + 1], overwrite_admin=overwrite_admin)
         missing = []
         for year, count in sorted(result.items()):
             if count is None:
                 missing.append(year)
+                by_hand = CalendarDay.objects.filter(
+                    date__year=year, source=CalendarDay.Source.ADMIN
+                ).count()
                 self.stderr.write(
                     self.style.WARNING(
-                        f"{year}: not covered by the installed chinese_calendar package; "
-                        "upgrade it when it is, or enter the days in the admin"
+                        f"{year}: not covered by the installed chinese_calendar package "
+                        f"({by_hand} day(s) entered by hand in the admin); upgrade the package "
+                        "when a release covers it, or enter the year's holidays and adjusted "
+                        "working days in the admin (docs/sla.md)"
                     )
                 )
             else:
