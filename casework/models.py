@@ -374,6 +374,13 @@ class Case(FSMModelMixin, models.Model):
                 condition=Q(state__in=[s.value for s in SLA_STAGE_STATES])
                 & Q(remind_at__isnull=False),
             ),
+            # The sweep's rating-window probe: only cases whose feedback was given are in
+            # it, so escalations (other states) never write to it.
+            models.Index(
+                fields=["stage_due_at"],
+                name="case_rating_due_idx",
+                condition=Q(state="feedback_given") & Q(stage_due_at__isnull=False),
+            ),
             models.Index(fields=["org", "state"], name="case_org_state_idx"),
             models.Index(fields=["youth", "-submitted_at"], name="case_youth_idx"),
         ]

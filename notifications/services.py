@@ -31,7 +31,7 @@ import hashlib
 import json
 import logging
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.conf import settings
@@ -114,7 +114,8 @@ def _facts(case, event) -> dict:
         "ref": case.reference,
         "category": case.category_id,
         "state": case.state,
-        "due": case.stage_due_at.isoformat() if case.stage_due_at else None,
+        # In UTC, as the database writes it for the sweep (``_FACTS_SQL``).
+        "due": case.stage_due_at.astimezone(UTC).isoformat() if case.stage_due_at else None,
         "payload": {key: payload[key] for key in _PAYLOAD_KEYS if key in payload},
     }
 
@@ -350,6 +351,30 @@ _FACTS_SQL = """jsonb_build_object(
     'category', c.category_id, 'state', c.state, 'due', to_jsonb(c.stage_due_at),
     'payload', (SELECT COALESCE(jsonb_object_agg(k, v), '{}'::jsonb)
                 FROM jsonb_each(e.payload) AS p(k, v) WHERE k = ANY(%s)))"""
+
+
+def outbox_insert_from(source: str) -> tuple[str, list]:
+    """``INSERT`` of one outbox row per event of ``source`` (a table or CTE with the
+    event columns) that tells anyone, for a caller's statement (PostgreSQL).
+    Returns (sql ending in ``RETURNING id``, params); pass the ids to ``outbox_written``."""
+    from casework.models import Case
+
+    now = timezone.now()
+    relay_after = now + timedelta(seconds=settings.NOTIFICATIONS_RELAY_GRACE_SECONDS)
+    sql = (
+        f'INSERT INTO "{OutboxEvent._meta.db_table}" '
+        "(event_id, case_id, kind, facts, created_at, relay_after) "
+        f"SELECT e.id, e.case_id, e.kind, {_FACTS_SQL}, %s, %s "
+        f'FROM {source} e JOIN "{Case._meta.db_table}" c ON c.id = e.case_id '
+        "WHERE e.kind = ANY(%s) RETURNING id"
+    )
+    return sql, [list(_PAYLOAD_KEYS), now, relay_after, sorted(RECIPIENTS)]
+
+
+def outbox_written(ids: list[int]) -> None:
+    """Publish outbox rows written by ``outbox_insert_from`` after the commit."""
+    if ids:
+        transaction.on_commit(partial(publish_fan_out, list(ids)))
 
 
 def write_outbox_for_events(event_ids: list[int]) -> list[int]:

@@ -102,6 +102,26 @@ def enqueue_events(event_ids: list[int]) -> int:
     return count
 
 
+def pending_insert_from(source: str) -> tuple[str, list]:
+    """``INSERT`` of the queue rows for the counted events of ``source`` (a table or CTE
+    with the event columns), for a caller's statement (PostgreSQL). The caller first
+    calls ``hold_for_enqueue`` and afterwards ``enqueued``."""
+    sql = (
+        f'INSERT INTO "{ScorePending._meta.db_table}" (event_id, category_id) '
+        f'SELECT e.id, c.category_id FROM {source} e JOIN "{Case._meta.db_table}" c '
+        "ON c.id = e.case_id WHERE e.kind = ANY(%s)"
+    )
+    return sql, [list(scores.COUNTED_EVENT_KINDS)]
+
+
+def hold_for_enqueue() -> None:
+    _hold_scores_shared()
+
+
+def enqueued() -> None:
+    transaction.on_commit(publish)
+
+
 def publish() -> None:
     """Ask a worker to apply the pending updates (after commit; beat covers a failure)."""
     from workflows.tasks import apply_pending_scores_task

@@ -150,6 +150,14 @@ class _Deadlines:
         self.calendar = sla.current_calendar()
         self.codes = dict(Category.objects.values_list("pk", "code"))
         self.cache: dict[tuple, tuple] = {}
+        self._targets: dict[int, tuple[int | None, int]] = {}
+
+    def targets(self, org_ids: set[int]) -> dict[int, tuple[int | None, int]]:
+        """``_escalation_targets``, remembered for the rest of this sweep."""
+        missing = org_ids - self._targets.keys()
+        if missing:
+            self._targets.update(_escalation_targets(missing))
+        return self._targets
 
     def restart(self, case: Case) -> tuple[datetime, datetime | None]:
         return self.restart_for(case.category_id, case.urgency, self.sla.clock_for(case.state))
@@ -378,6 +386,36 @@ def _insert_event_rows(rows: list[tuple], now: datetime) -> list[int]:
         return [pk for (pk,) in cursor.fetchall()]
 
 
+def _insert_breach_events_pg(rows: list[tuple], now: datetime) -> None:
+    """The batch's events, their outbox rows and their score queue rows: one statement."""
+    from casework.models import CaseEvent
+    from notifications.services import outbox_insert_from, outbox_written
+
+    from . import score_queue
+
+    score_queue.hold_for_enqueue()
+    outbox_sql, outbox_params = outbox_insert_from("ev")
+    pending_sql, pending_params = score_queue.pending_insert_from("ev")
+    columns = list(zip(*rows, strict=True))
+    sql = (
+        f'WITH ev AS (INSERT INTO "{CaseEvent._meta.db_table}" (case_id, seq, kind, from_state, '
+        "to_state, actor_id, org_id, at, payload, prev_hash, hash) "
+        "SELECT c, s, k, st, st, NULL, o, %s, p, ph, h FROM unnest(%s::bigint[], %s::integer[], "
+        "%s::varchar[], %s::varchar[], %s::bigint[], %s::jsonb[], %s::varchar[], %s::varchar[]) "
+        "AS t(c, s, k, st, o, p, ph, h) "
+        "RETURNING id, case_id, seq, kind, org_id, actor_id, payload), "
+        f"ob AS ({outbox_sql}), "
+        f"sp AS ({pending_sql}) "
+        "SELECT id FROM ob"
+    )
+    params = [now, *(array_literal(column) for column in columns)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *outbox_params, *pending_params])
+        outbox_ids = [pk for (pk,) in cursor.fetchall()]
+    outbox_written(outbox_ids)
+    score_queue.enqueued()
+
+
 def _event_row(case_id, seq, kind, state, org_id, payload, prev, at_text) -> tuple:
     """One event row with its hash (``casework.events.compute_hash``'s canonical form)."""
     blob = _dumps(
@@ -430,7 +468,7 @@ def _breach_batch(now: datetime, size: int, deadlines: _Deadlines, result: Sweep
         )
         if not locked:
             return 0
-        targets = _escalation_targets({row[2] for row in locked})
+        targets = deadlines.targets({row[2] for row in locked})
         at_text = canonical_time(now)
         clock_of = deadlines.sla.clock_for
         case_rows, event_rows, moved, scored = [], [], [], []
@@ -466,10 +504,13 @@ def _breach_batch(now: datetime, size: int, deadlines: _Deadlines, result: Sweep
                 (case_id, parent_id is not None, new_org, new_due, new_remind, seq, event[7])
             )
         _update_breached(case_rows, now)
-        event_ids = _insert_event_rows(event_rows, now)
         # The outbox rows and the score queue rows come from the new events in the database.
-        write_outbox_for_events(event_ids)
-        enqueue_scores(event_ids)
+        if connection.vendor == "postgresql":
+            _insert_breach_events_pg(event_rows, now)
+        else:
+            event_ids = _insert_event_rows(event_rows, now)
+            write_outbox_for_events(event_ids)
+            enqueue_scores(event_ids)
         if moved:
             move_open_tasks(moved)
     return len(locked)
