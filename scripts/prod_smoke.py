@@ -463,7 +463,7 @@ def check_database(refs: dict, stack: Stack) -> None:
     from django.utils import timezone
 
     from casework.models import Case, CaseEvent, Rating
-    from notifications.models import InboxItem, Notification
+    from notifications.models import InboxItem, Notification, OutboxEvent
 
     close_old_connections()
     case1 = Case.objects.get(reference=refs["ref1"])
@@ -481,6 +481,11 @@ def check_database(refs: dict, stack: Stack) -> None:
 
     def all_delivered():
         stack.assert_alive()
+        # Each change wrote one outbox event; the worker fans it out to delivery rows.
+        if OutboxEvent.objects.filter(
+            case_id__in=[case.pk for case in cases], fanned_out_at__isnull=True
+        ).exists():
+            return False
         return not Notification.objects.filter(
             case__in=cases, status__in=busy, next_attempt_at__lte=timezone.now()
         ).exists()
