@@ -42,6 +42,6 @@ def restore(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("casework", "0015_sweep_score_queue_and_deadlines")]
+    dependencies = [("casework", "0017_sweep_score_queue_and_deadlines")]
 
     operations = [migrations.RunPython(drop, restore)]
