@@ -18,6 +18,7 @@ from casework.services.stations import SlotFull, station_slots, station_week
 from casework.states import CaseState
 from casework.station_hours import DayRule, StationWeek, weekly_hours
 from notifications.models import Notification
+from notifications.services import fan_out_pending
 from tests.casework.stations_steps import book, free_starts, station_profile, visiting_case
 
 pytestmark = pytest.mark.django_db
@@ -126,7 +127,8 @@ def test_youth_books_a_slot_and_the_deadline_follows(tree):
         "visit": start.astimezone(UTC).isoformat(),
     }
     assert verify_case(case) is None
-    # the station's verifiers hear of it
+    # the station's verifiers hear of it (once the delivery worker fanned the event out)
+    fan_out_pending()
     assert Notification.objects.filter(event=event, recipient=tree.verifier).exists()
 
 
@@ -195,6 +197,7 @@ def test_station_proposes_and_the_youth_confirms(tree):
     with pytest.raises(InvalidTransition):
         services.visit_confirm(case=case.pk, actor=tree.youth)
     assert kinds(case)[-2:] == [EventKind.VISIT_PROPOSED, EventKind.VISIT_CONFIRMED]
+    fan_out_pending()
     assert Notification.objects.filter(kind="visit_proposed", recipient=tree.youth).exists()
     with pytest.raises(NotPermitted):
         services.visit_propose(case=case.pk, actor=tree.youth, starts_at=start)
@@ -253,6 +256,7 @@ def test_reminder_goes_out_once_before_the_visit(tree, settings):
         assert services.visit_reminder_sweep() == 1
         assert services.visit_reminder_sweep() == 0  # once
     assert kinds(case)[-1] == EventKind.VISIT_REMINDER
+    fan_out_pending()
     assert Notification.objects.filter(kind="visit_reminder", recipient=tree.youth).exists()
     assert Notification.objects.filter(kind="visit_reminder", recipient=tree.verifier).exists()
     assert Appointment.objects.get(pk=appointment.pk).remind_at is None
@@ -318,6 +322,7 @@ def _missed(tree):
             services.visit_no_show(case=case.pk, actor=tree.youth)
         services.visit_no_show(case=case.pk, actor=tree.verifier)
     assert kinds(case)[-1] == EventKind.VISIT_NO_SHOW
+    fan_out_pending()
     assert Notification.objects.filter(kind="visit_no_show", recipient=tree.handler).exists()
     return case
 
