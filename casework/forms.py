@@ -13,7 +13,16 @@ from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.utils.translation import gettext_lazy as _
 
-from .models import Case, Category, GuardianConsent, Organisation, Rating, Region, User
+from .models import (
+    Case,
+    Category,
+    GuardianConsent,
+    Organisation,
+    Rating,
+    Region,
+    Report,
+    User,
+)
 
 TITLE_MAX = 120
 TEXT_MAX = 5000
@@ -291,6 +300,20 @@ class RateForm(VersionedForm):
         max_length=TEXT_MAX,
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
+    )
+
+
+class ReportForm(PlainLabels, forms.Form):
+    """Report a case seen on its public page: fake, abusive, or whether its help is true."""
+
+    kind = forms.ChoiceField(
+        label=_("What do you want to report?"),
+        choices=Report.Kind.choices,
+        widget=forms.RadioSelect,
+        help_text=_(
+            "Reports from several people hide a case from public pages until a "
+            "supervisor has reviewed it. Each person can report a case once."
+        ),
     )
 
 

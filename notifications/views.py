@@ -6,6 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -41,14 +43,25 @@ def unread(request):
 
 
 def _ids(values) -> list[int]:
-    return [int(v) for v in values if str(v).isdigit()]
+    """Row ids from the form: ASCII digits that fit a database integer; the rest is ignored."""
+    return [int(v) for v in map(str, values) if v.isascii() and v.isdigit() and len(v) <= 18]
+
+
+def _safe_next(request) -> str:
+    """Back to a page of this site only: never an open redirect to another host."""
+    target = request.POST.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return reverse("notifications:inbox")
 
 
 @login_required
 @require_POST
 def mark_read(request):
     services.mark_read(user=request.user, item_ids=_ids(request.POST.getlist("item")))
-    return redirect(request.POST.get("next") or "notifications:inbox")
+    return redirect(_safe_next(request))
 
 
 @login_required

@@ -2,14 +2,17 @@
 
 The progress page shows only what ``casework.public.public_view`` returns: that
 function is the one redaction rule; this module adds no case data of its own.
+Signed-in people may report a case from its progress page (``report_case``).
 """
 
 from __future__ import annotations
 
 import re
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import cache_control
@@ -17,7 +20,10 @@ from django.views.decorators.http import require_GET
 
 from config.db_router import use_replica
 
+from .. import services
+from ..errors import CaseworkError, NotFound, NotPermitted
 from ..events import EventKind
+from ..forms import ReportForm
 from ..models import Case, Category, Region
 from ..public import public_queryset, public_view, region_names_for
 from ..public_stats import public_stats
@@ -68,21 +74,33 @@ def _steps(stage: str, in_progress: bool) -> list[dict]:
     ]
 
 
+def _case_by_token(queryset, token: str) -> Case:
+    if len(token) > TOKEN_MAX or not TOKEN_RE.fullmatch(token):
+        raise Http404(_("No such case."))
+    case = queryset.filter(public_token=token).first()
+    if case is None:
+        raise Http404(_("No such case."))
+    return case
+
+
+def _noindex(response):
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 @require_GET
 @cache_control(private=True, no_store=True)
 @use_replica
 def case_progress(request, token: str):
     """A case's public progress page: redacted, never indexed, sends no referrer."""
-    if len(token) > TOKEN_MAX or not TOKEN_RE.fullmatch(token):
-        raise Http404(_("No such case."))
-    case = public_queryset().filter(public_token=token).first()
-    if case is None:
-        raise Http404(_("No such case."))
+    case = _case_by_token(public_queryset(), token)
     view = public_view(case, region_names=region_names_for([case]))
     if view.get("hidden") or getattr(case, "hidden_from_public", False):
         # Reported above the threshold and waiting for review: show nothing of it.
         view = {"reference": view.get("reference"), "private": True, "hidden": True}
-    context = {"view": view}
+    own = request.user.is_authenticated and case.youth_id == request.user.pk
+    context = {"view": view, "token": token, "may_report": not own}
     if not view.get("private"):
         context |= {
             "steps": _steps(view["stage"], view["in_progress"]),
@@ -102,10 +120,39 @@ def case_progress(request, token: str):
                 for e in view["escalations"]
             ],
         }
-    response = render(request, "casework/public/case.html", context)
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+    return _noindex(render(request, "casework/public/case.html", context))
+
+
+@login_required
+@cache_control(private=True, no_store=True)
+def report_case(request, token: str):
+    """Report a case as fake or abusive, or say whether its help information is true.
+
+    Anyone signed in who can see the case (on its public page, or as staff) may,
+    once; its own youth may not (they complain instead). ``report_submit`` decides.
+    """
+    case = _case_by_token(Case.objects.all(), token)
+    form = ReportForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                kind = form.cleaned_data["kind"]
+                services.report_submit(case=case, actor=request.user, kind=kind)
+            except NotFound:
+                raise Http404(_("No such case.")) from None
+            except NotPermitted as error:
+                form.add_error(None, str(error.message))
+                status = 403
+            except CaseworkError as error:
+                for message in [*error.field_errors.get("kind", [])] or [str(error.message)]:
+                    form.add_error(None, message)
+            else:
+                messages.success(request, _("Thank you. Your report was recorded."))
+                return redirect("casework:public_case", token=token)
+    context = {"form": form, "token": token, "reference": case.reference}
+    return _noindex(render(request, "casework/public/report.html", context, status=status))
 
 
 def _region_label(code: str, name: str) -> str:
@@ -141,5 +188,6 @@ def statistics(request):
 
 urlpatterns = [
     path("p/<str:token>/", case_progress, name="public_case"),
+    path("p/<str:token>/report/", report_case, name="public_report"),
     path("stats/", statistics, name="public_stats"),
 ]

@@ -18,6 +18,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
@@ -111,6 +112,13 @@ def _dispute_offered(case: Case, user) -> bool:
     return case.state == CaseState.FEEDBACK_GIVEN
 
 
+def _rating_editable(case: Case) -> bool:
+    """A closed case whose rating was given within the rating window (ratings.rating_edit)."""
+    if case.state != CaseState.CLOSED or not _has_rating(case):
+        return False
+    return timezone.now() - case.rating.created_at <= settings.CASEWORK_RATING_WINDOW
+
+
 def available_actions(case: Case, user) -> list[dict]:
     """The forms the youth may open for this case, in the order they matter."""
     actions = []
@@ -120,6 +128,8 @@ def available_actions(case: Case, user) -> list[dict]:
         actions.append({"slug": "rate", "label": _("Rate the handling"), "primary": True})
     if _dispute_offered(case, user):
         actions.append({"slug": "dispute", "label": _("The result is not right")})
+    if _rating_editable(case):
+        actions.append({"slug": "rerate", "label": _("Change my rating")})
     if case.state == CaseState.REJECTED and appeal_available(case):
         actions.append({"slug": "appeal", "label": _("Appeal the decision"), "primary": True})
     if _complaint_service() is not None and case.state != CaseState.SUBMITTED:
@@ -409,6 +419,19 @@ def _rate(case, user, data, version):
     )
 
 
+def _rerate(case, user, data, version):
+    return services.rating_edit(
+        case=case,
+        actor=user,
+        timeliness=data["timeliness"],
+        attitude=data["attitude"],
+        outcome=data["outcome"],
+        solved=data["solved"],
+        comment=data.get("comment", ""),
+        expected_version=version,
+    )
+
+
 def _dispute(case, user, data, version):
     return services.case_dispute(
         case=case, actor=user, reason=data["reason"], expected_version=version
@@ -446,6 +469,12 @@ ACTIONS = {
         _rate,
         _("Rate the handling"),
         _("Thank you for your rating. Your request is closed."),
+    ),
+    "rerate": (
+        youth_forms.RateForm,
+        _rerate,
+        _("Change my rating"),
+        _("Your rating was changed."),
     ),
     "dispute": (
         youth_forms.DisputeForm,
@@ -500,9 +529,24 @@ def case_action(request, reference: str, action: str):
                 form.add_error(None, str(CaseConflict.default_message))
             status = 400
     else:
-        form = form_class(initial={"version": case.version})
+        form = form_class(initial=_initial(action, case))
     context = _case_context(case, request.user) | {"form": form, "action": action, "title": title}
     return render(request, "casework/youth/action.html", context, status=status)
+
+
+def _initial(action: str, case: Case) -> dict:
+    """What an action form shows first: the case version; when changing a rating, the rating."""
+    initial = {"version": case.version}
+    if action == "rerate" and _has_rating(case):
+        rating = case.rating
+        initial |= {
+            "timeliness": str(rating.timeliness),
+            "attitude": str(rating.attitude),
+            "outcome": str(rating.outcome),
+            "solved": rating.solved,
+            "comment": rating.comment,
+        }
+    return initial
 
 
 def _fresh_data(post, version: int):

@@ -63,16 +63,23 @@ def screenshots_wanted() -> bool:
     return os.environ.get("SCREENSHOTS", "") not in ("", "0")
 
 
-def shot(page, name: str, *, full_page: bool = False) -> Path | None:
-    """Save ``docs/screenshots/<name>.png`` when SCREENSHOTS=1; otherwise do nothing."""
+def shot(page, name: str, *, full_page: bool = False, top: bool = False) -> Path | None:
+    """Save ``docs/screenshots/<name>.png`` when SCREENSHOTS=1; otherwise do nothing.
+
+    The phone's screen as it is (``top``: scrolled to the top first; ``full_page``: all of it).
+    """
     if not screenshots_wanted():
         return None
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{name}.png"
+    if top:
+        page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(path), full_page=full_page, animations="disabled")
-    optipng = shutil.which("optipng")  # lossless recompression, when the machine has it
-    if optipng:
-        subprocess.run([optipng, "-quiet", "-o2", str(path)], check=False)
+    # A 256-colour palette keeps the committed images small (apt-get install pngquant).
+    pngquant = shutil.which("pngquant")
+    if pngquant:
+        command = [pngquant, "--force", "--skip-if-larger", "--quality", "65-90"]
+        subprocess.run([*command, "--output", str(path), str(path)], check=False)
     return path
 
 

@@ -137,7 +137,7 @@ def test_youth_request_is_verified_coordinated_resolved_rated_and_audited(open_p
     me.check("input[name=solved][value=solved]")
     me.fill("#id_comment", "处理很及时，谢谢！")
     assert_fits(me)
-    shot(me, "youth-rate")
+    shot(me, "youth-rate", top=True)
     submit(me, f"form[action='/my/cases/{reference}/rate/']")
     assert Case.objects.get(pk=case.pk).state == "closed"
     me.goto("/my/")

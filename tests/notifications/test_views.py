@@ -49,6 +49,22 @@ def test_mark_read_and_mark_all_read(client, tree, delivered):
     assert not InboxItem.objects.filter(user=tree.youth, read_at__isnull=True).exists()
 
 
+@pytest.mark.parametrize("item", ["²", "9" * 40, "-1", "\x00"])
+def test_odd_item_ids_are_ignored(client, tree, delivered, item):
+    client.force_login(tree.youth)
+    response = client.post(reverse("notifications:mark_read"), {"item": [item]})
+    assert response.status_code == 302
+    assert InboxItem.objects.filter(user=tree.youth, read_at__isnull=True).exists()
+
+
+def test_mark_read_goes_back_only_to_this_site(client, tree, delivered):
+    client.force_login(tree.youth)
+    url = reverse("notifications:mark_read")
+    assert client.post(url, {"next": "/my/"}).url == "/my/"
+    for elsewhere in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+        assert client.post(url, {"next": elsewhere}).url == reverse("notifications:inbox")
+
+
 def test_someone_elses_item_cannot_be_marked(client, tree, delivered):
     client.force_login(tree.youth)
     other = InboxItem.objects.filter(user=tree.handler).first()
