@@ -847,12 +847,64 @@ def story_station_visit(a: Actors) -> Case:
     return case
 
 
+def story_phone_intake(a: Actors) -> Case:
+    """Intake by phone: the 12355 desk enters a call for 小何, who has not claimed it yet."""
+    return services.intake_enter(
+        actor=a["hotline_12355"],
+        desk=a.orgs["12355 青少年服务台"],
+        channel=Case.Channel.PHONE,
+        youth_name="小何",
+        youth_phone="13800012355",
+        birth_date=_birth_date(17, timezone.localdate()),
+        consent_by="youth",
+        category=Category.objects.get(code="study"),
+        region_code="440105",
+        title="12355 来电:想找学习辅导",
+        description="来电青年说数学跟不上,希望附近的青年之家能安排志愿者辅导。",
+    )
+
+
+HANDOFF_SERVICE = "青年之声·问答"
+
+
+def story_handoff(a: Actors) -> Case:
+    """A hand-off: the Q&A service passes on a question its volunteers could not answer."""
+    from .models import IntakeService
+    from .services.intake import intake_service_create
+
+    service = IntakeService.objects.filter(name=HANDOFF_SERVICE).first()
+    if service is None:
+        # The key is not kept anywhere: create one for real use with intake_services.
+        service, _raw = intake_service_create(name=HANDOFF_SERVICE)
+    case, _created = services.handoff_receive(
+        service=service,
+        external_id="qa-demo-0001",
+        category=Category.objects.get(code="employment"),
+        region_code="440111",
+        title="问答转来:实习单位不签三方协议",
+        description="问答平台的志愿者没能解决:实习单位拒绝签三方协议,青年希望线下获得帮助。",
+        birth_date=_birth_date(21, timezone.localdate()),
+        consent_by="youth",
+    )
+    return case
+
+
+def rate_demo_visit(a: Actors, case: Case) -> None:
+    """陈小雨 rates her visit to the 江南西 station (story 1), which feeds its score."""
+    from .services.intake import visit_to_rate
+
+    if visit_to_rate(case) is not None:
+        services.visit_rate(case=case, actor=a["chen_xiaoyu"], stars=5, comment="社工很耐心。")
+
+
 STORIES = [
     story_school_bullying,
     story_unpaid_wages,
     story_child_hardship,
     story_exam_stress,
     story_fake_request,
+    story_phone_intake,
+    story_handoff,
 ]
 
 # How many generated cases end in each state: with the stories, every state is there.
@@ -1050,13 +1102,15 @@ def build_generated_cases(actors: Actors, rng: random.Random) -> list[Case]:
 
 
 def build_cases(log: Callable[[str], None] = print) -> list[Case]:
-    """The five stories, then the generated cases (deterministic: Random(2026))."""
+    """The stories (with the phone and hand-off intakes), then the generated cases
+    (deterministic: Random(2026))."""
     actors = Actors()
     cases = []
     for story in STORIES:
         case = story(actors)
         log(f"  story {story.__name__.removeprefix('story_')}: {case.reference} ({case.state})")
         cases.append(case)
+    rate_demo_visit(actors, cases[0])
     # Story 1's privacy trail: the handler's look at her case, and her own data export.
     services.record_personal_data_access(actor=actors["liu_laoshi"], case=cases[0])
     services.export_personal_data(youth=actors["chen_xiaoyu"], actor=actors["chen_xiaoyu"])

@@ -72,6 +72,11 @@ class EventKind(models.TextChoices):
     REVIEWED = "reviewed", _("reports reviewed")
     # Staff attached a file (casework.services.evidence); the payload names it by id and hash.
     EVIDENCE_ADDED = "evidence_added", _("evidence added")
+    # Staff-entered and hand-off intake (casework.services.intake): the youth's claim code
+    # went out, the youth took the case into their own account, the youth rated the visit.
+    CLAIM_CODE_SENT = "claim_code_sent", _("claim code sent to the youth")
+    CLAIMED = "claimed", _("claimed by the youth")
+    VISIT_RATED = "visit_rated", _("station visit rated")
 
 
 def canonical_time(at: datetime) -> str:

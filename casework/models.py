@@ -248,6 +248,14 @@ class Case(FSMModelMixin, models.Model):
         PARTLY = "partly", _("partly solved")
         NOT_SOLVABLE = "not_solvable", _("not solvable")
 
+    class Channel(models.TextChoices):
+        """How the request came in (docs/stations.md, "Intake channels")."""
+
+        ONLINE = "online", _("online")
+        WALK_IN = "walk_in", _("walk-in at a desk")
+        PHONE = "phone", _("phone (12355)")
+        HANDOFF = "handoff", _("partner hand-off")
+
     reference = models.CharField(_("reference"), max_length=16, unique=True, default=new_reference)
     public_token = models.CharField(max_length=32, unique=True, default=new_public_token)
     # Index pruning (docs/performance.md): every index is rewritten by each sweep UPDATE
@@ -271,6 +279,10 @@ class Case(FSMModelMixin, models.Model):
     title = EncryptedCharField(_("title"), max_length=120)
     description = EncryptedTextField(_("description"))
     is_public = models.BooleanField(_("public progress page"), default=True)
+    # Only grouped on (dashboard, statistics), never filtered alone: no index of its own.
+    channel = models.CharField(
+        _("intake channel"), max_length=10, choices=Channel.choices, default=Channel.ONLINE
+    )
     # Reports reached the threshold: off public pages until a supervisor's review
     # (casework.services.ratings); a review that upholds them keeps it hidden.
     hidden_from_public = models.BooleanField(_("hidden from public pages"), default=False)
@@ -1136,3 +1148,137 @@ from .models_stations import (  # noqa: E402,F401
     StationService,
     VisitSlot,
 )
+
+# --- intake: staff-entered and hand-off cases, claims, station-visit ratings (helper intake) ---
+
+
+class Intake(models.Model):
+    """A case the youth did not type in themselves: who entered it, the consent, the claim.
+
+    Staff at a desk or the 12355 line, or a partner service through the hand-off API,
+    enter it for a youth who gets a placeholder account (name and contact only). The
+    youth takes the case into their own account with a one-time code: only its hash
+    is kept, with an expiry and a limit on wrong tries (casework.services.intake).
+    """
+
+    class ConsentBy(models.TextChoices):
+        YOUTH = "youth", _("the youth")
+        GUARDIAN = "guardian", _("a parent or guardian")
+
+    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="intake")
+    channel = models.CharField(_("intake channel"), max_length=10, choices=Case.Channel.choices)
+    entered_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", verbose_name=_("entered by")
+    )
+    desk = models.ForeignKey(
+        Organisation,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("entered at"),
+    )
+    consent_by = models.CharField(_("consent given by"), max_length=10, choices=ConsentBy.choices)
+    consent_method = models.CharField(
+        _("consent given how"), max_length=12, choices=GuardianConsent.Method.choices
+    )
+    guardian_consent = models.ForeignKey(
+        GuardianConsent, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    consented_at = models.DateTimeField(_("consent given at"), default=timezone.now)
+    claim_code_hash = models.CharField(max_length=64, blank=True)
+    claim_expires_at = models.DateTimeField(_("claim code expires"), null=True, blank=True)
+    claim_attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
+    claimed_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("intake")
+        verbose_name_plural = _("intakes")
+
+    def __str__(self):
+        return f"{self.case_id} · {self.get_channel_display()}"
+
+
+class IntakeService(models.Model):
+    """Another platform service (e.g. the Q&A service) that may hand cases over.
+
+    Only a SHA-256 of its API key is kept (``manage.py intake_services``); the
+    cases it hands over are entered by its password-less ``account``.
+    """
+
+    name = models.CharField(_("name"), max_length=60, unique=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    account = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("hand-off service")
+        verbose_name_plural = _("hand-off services")
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Handoff(models.Model):
+    """One hand-off: the caller's id for it, unique per service, and the case it became.
+
+    The row is written first, in the transaction that creates the case, so a repeat
+    (even a concurrent one) finds it or waits on the unique index and gets the same case.
+    """
+
+    service = models.ForeignKey(IntakeService, on_delete=models.PROTECT, related_name="handoffs")
+    external_id = models.CharField(_("caller's id"), max_length=100)
+    case = models.OneToOneField(
+        Case, null=True, blank=True, on_delete=models.PROTECT, related_name="handoff"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("hand-off")
+        verbose_name_plural = _("hand-offs")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "external_id"], name="handoff_service_external_id_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.service_id}:{self.external_id}"
+
+
+class VisitRating(models.Model):
+    """The youth's rating of a station visit (a station's ``Verification``): once per visit."""
+
+    verification = models.OneToOneField(
+        Verification, on_delete=models.PROTECT, related_name="visit_rating"
+    )
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="visit_ratings")
+    station = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="visit_ratings"
+    )
+    stars = models.PositiveSmallIntegerField(_("stars"))
+    comment = EncryptedTextField(_("comment"), blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("station visit rating")
+        verbose_name_plural = _("station visit ratings")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(stars__gte=1, stars__lte=5), name="visitrating_stars_1_to_5"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.case_id} · {self.stars}/5"

@@ -1,7 +1,7 @@
 """Aggregate figures for the public statistics page, in a fixed number of queries.
 
-Nothing here identifies anyone: counts by stage, category and city, an on-time
-rate and the average rating.
+Nothing here identifies anyone: counts by stage, category, city and intake
+channel, an on-time rate and the average rating.
 
 On-time rate (documented definition): of the cases that reached a result (their
 timeline has a ``resolved`` event), the share that never missed a stage deadline
@@ -30,6 +30,7 @@ class PublicStats:
     by_stage: list[tuple[str, int]] = field(default_factory=list)
     by_category: list[tuple[Category, int]] = field(default_factory=list)
     by_region: list[tuple[str, str, int]] = field(default_factory=list)
+    by_channel: list[tuple[str, int]] = field(default_factory=list)
     resolved: int = 0
     on_time: int = 0
     ratings: int = 0
@@ -53,7 +54,14 @@ def public_stats() -> PublicStats:
     """Every figure of the statistics page: six queries whatever the number of cases."""
     stats = PublicStats()
 
-    by_state = dict(Case.objects.values_list("state").annotate(n=Count("pk")).order_by())
+    by_state: Counter[str] = Counter()
+    by_channel: Counter[str] = Counter()
+    for state, channel, n in (
+        Case.objects.values_list("state", "channel").annotate(n=Count("pk")).order_by()
+    ):
+        by_state[state] += n
+        by_channel[channel] += n
+    stats.by_channel = [(c, by_channel[c]) for c in Case.Channel.values if by_channel[c]]
     stages: Counter[str] = Counter()
     for state, n in by_state.items():
         stages[STAGE_OF_STATE.get(state, "closed")] += n

@@ -55,6 +55,8 @@ SENTENCES = {
     "visit_cancelled": _("The visit at {station} on {visit} was cancelled."),
     "visit_no_show": _("You did not come to the visit at {station} on {visit}."),
     "visit_rebook": _("Please book another visit at {station}."),
+    "claimed": _("You took this request into your account."),
+    "visit_rated": _("You rated your visit to the station."),
 }
 
 ESCALATION_REASONS = {

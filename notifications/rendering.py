@@ -119,6 +119,11 @@ def message_context(notification, language: str, task=None) -> dict:
         "visit": _when(ctx.get("visit"), language),
         "reason": REASON_LABELS[language].get(ctx.get("reason", ""), ""),
     }
+    if notification.kind == "claim_code" and ctx.get("code"):
+        # The one secret a message carries: stored encrypted, read only to send it.
+        from casework.crypto import decrypt
+
+        facts["code"] = decrypt(ctx["code"])
     if notification.audience == "partner":
         # A partner body learns the reference, the category and its own task's deadline;
         # the instructions stay on the platform (docs/privacy.md).

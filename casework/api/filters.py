@@ -24,6 +24,7 @@ class CaseFilter(django_filters.FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=CaseState.choices, distinct=False)
     category = django_filters.CharFilter(field_name="category__code")
     urgency = django_filters.ChoiceFilter(choices=Case.Urgency.choices)
+    channel = django_filters.ChoiceFilter(choices=Case.Channel.choices)
     org = IdFilter(field_name="org_id")
     reference = django_filters.CharFilter()
     sla_breached = django_filters.BooleanFilter()

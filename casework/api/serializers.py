@@ -172,6 +172,7 @@ STAFF_FIELDS = (
     "station",
     "resume_state",
     "sla_breached",
+    "channel",
 )
 PARTNER_FIELDS = ("reference", "state", "stage", "version", "category", "tasks")
 # What the actor learns after an action that moved the case out of their sight
@@ -398,3 +399,80 @@ class TaskResultInput(VersionedInput):
 
 class TaskWaiveInput(VersionedInput):
     reason = serializers.CharField(max_length=2000)
+
+
+class VisitRateInput(VersionedInput):
+    stars = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
+
+
+# --- intake channels (casework.services.intake) ------------------------------------------
+
+
+class _YouthAndConsent(StrictInput):
+    youth_name = serializers.CharField(max_length=60, required=False, default="", allow_blank=True)
+    youth_phone = serializers.CharField(max_length=32, required=False, default="", allow_blank=True)
+    birth_date = serializers.DateField(help_text="Needed for the under-14 guardian-consent rule.")
+    consent_by = serializers.ChoiceField(
+        choices=[("youth", "youth"), ("guardian", "guardian")],
+        help_text="Who consented to asking for help; under 14 it must be a guardian.",
+    )
+    guardian_name = serializers.CharField(
+        max_length=60, required=False, default="", allow_blank=True
+    )
+    guardian_relationship = serializers.CharField(
+        max_length=30, required=False, default="", allow_blank=True
+    )
+    category = serializers.SlugRelatedField(slug_field="code", queryset=Category.objects.all())
+    region_code = serializers.RegexField(r"^\d{6}$", max_length=6)
+    title = serializers.CharField(max_length=120)
+    description = serializers.CharField(max_length=5000)
+    urgency = serializers.ChoiceField(choices=Case.Urgency.choices, default=Case.Urgency.NORMAL)
+
+
+class HandoffInput(_YouthAndConsent):
+    """A question another platform service hands over (its id makes a repeat harmless)."""
+
+    external_id = serializers.RegexField(
+        r"^[A-Za-z0-9._:/-]{1,100}$",
+        max_length=100,
+        help_text="The caller's own id of the question: the same id gives the same case.",
+    )
+
+
+class HandoffResult(serializers.Serializer):
+    reference = serializers.CharField()
+    external_id = serializers.CharField()
+    created = serializers.BooleanField(help_text="False when this id was handed over before.")
+    state = serializers.ChoiceField(choices=CaseState.choices)
+    channel = serializers.CharField()
+    org = serializers.CharField(help_text="The organisation the case was routed to.")
+
+
+class IntakeInput(_YouthAndConsent):
+    """A case staff enter for a youth at a desk (walk-in) or on the 12355 line (phone)."""
+
+    channel = serializers.ChoiceField(choices=[("walk_in", "walk-in"), ("phone", "phone")])
+    desk = serializers.PrimaryKeyRelatedField(
+        queryset=Organisation.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="The organisation you enter it for; needed only if you work at several.",
+    )
+    consent_method = serializers.ChoiceField(
+        choices=[("in_person", "in person"), ("written", "signed form"), ("phone", "by phone")],
+        required=False,
+        default="",
+        allow_blank=True,
+    )
+    youth_name = serializers.CharField(max_length=60)
+    youth_phone = serializers.CharField(max_length=32)
+    is_public = serializers.BooleanField(default=False)
+    requested_org = serializers.PrimaryKeyRelatedField(
+        queryset=Organisation.objects.all(), required=False, allow_null=True
+    )
+
+
+class ClaimInput(StrictInput):
+    reference = serializers.CharField(max_length=32)
+    code = serializers.CharField(max_length=16, help_text="The code sent by SMS.")

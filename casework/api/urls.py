@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import oversight, views, views_stations
+from . import intake, oversight, views, views_stations
 
 app_name = "api"
 urlpatterns = [
@@ -73,6 +73,9 @@ urlpatterns = [
     path("tasks/", views.TaskList.as_view(), name="tasks"),
     path("tasks/<str:task_id>/complete/", views.TaskComplete.as_view(), name="task-complete"),
     path("tasks/<str:task_id>/waive/", views.TaskWaive.as_view(), name="task-waive"),
+    path("intake/handoffs/", intake.HandoffCreate.as_view(), name="intake-handoffs"),
+    path("intake/cases/", intake.IntakeCreate.as_view(), name="intake-cases"),
+    path("claims/", intake.ClaimCreate.as_view(), name="claims"),
     path("public/cases/<str:token>/", views.PublicCase.as_view(), name="public-case"),
     # Anything else under /api/: the API's own 404 body, never an HTML page.
     re_path(r"^.*$", views.not_found, name="not-found"),

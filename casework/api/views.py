@@ -362,6 +362,12 @@ ACTIONS = [
         "pull-up", serializers.ReasonInput, _by("case_pull_up"), "Supervisor: take the case up."
     ),
     Action(
+        "rate-visit",
+        serializers.VisitRateInput,
+        _by("visit_rate"),
+        "Rate the station visit (the youth, once per visit).",
+    ),
+    Action(
         "assign",
         serializers.AssignInput,
         _renamed("case_assign", to_user="assignee"),

@@ -6,6 +6,13 @@ Views, the API, admin actions, Celery tasks and commands only call them.
 from .cases import *  # noqa: F403
 from .cases import __all__ as _case_services
 from .coordination import case_refer, coordination_complete, coordination_waive
+from .intake import (
+    case_claim,
+    handoff_receive,
+    intake_enter,
+    intake_resend_code,
+    visit_rate,
+)
 from .privacy import (
     ErasureResult,
     erase_personal_data,
@@ -58,6 +65,12 @@ __all__ = [
     "case_transfer",
     "coordination_complete",
     "coordination_waive",
+    # intake channels, claims and station-visit ratings (intake.py)
+    "case_claim",
+    "handoff_receive",
+    "intake_enter",
+    "intake_resend_code",
+    "visit_rate",
     "sla_sweep",
     # ratings, complaints, reports (ratings.py) and scores (scores.py)
     "complaint_answer",

@@ -56,8 +56,14 @@ def case_submit(
     urgency: str = Case.Urgency.NORMAL,
     requested_org: Organisation | None = None,
     is_public: bool = True,
+    channel: str = Case.Channel.ONLINE,
+    entered_by: User | None = None,
 ) -> Case:
-    """A youth asks for help ("找帮助"): create the case and route it to an organisation."""
+    """A youth asks for help ("找帮助"): create the case and route it to an organisation.
+
+    ``channel`` and ``entered_by``: a case entered for the youth by staff or a partner
+    service (casework.services.intake); the timeline names the channel and who entered it.
+    """
     from notifications.services import notify_event
     from workflows import sla
     from workflows.engine import start_case_flow
@@ -70,6 +76,8 @@ def case_submit(
         errors["description"] = [str(_("This field is required."))]
     if urgency not in Case.Urgency.values:
         errors["urgency"] = [str(_("Choose a valid urgency."))]
+    if channel not in Case.Channel.values:
+        errors["channel"] = [str(_("Choose how the request came in."))]
     if not (region_code or "").isdigit():
         errors["region_code"] = [str(_("Choose a region."))]
     if errors:
@@ -103,18 +111,22 @@ def case_submit(
             requested_org=requested_org,
             # Sensitive categories are private everywhere, whatever the youth chose.
             is_public=is_public and not category.sensitive,
+            channel=channel,
             org_id=decision.org_id,
             submitted_at=now,
         )
         case.category = category
         sla.restart_clock(case, now)
         case.save(force_insert=True)
+        payload = {"category": category.code, "urgency": urgency, "region": region_code}
+        if channel != Case.Channel.ONLINE:
+            payload["channel"] = channel
         submitted = append_event(
             case,
             kind=EventKind.SUBMITTED,
-            actor=youth,
+            actor=entered_by or youth,
             to_state=case.state,
-            payload={"category": category.code, "urgency": urgency, "region": region_code},
+            payload=payload,
             at=now,
         )
         routed = append_event(

@@ -39,6 +39,7 @@ from ..models import (
     Rating,
     User,
     Verification,
+    VisitRating,
 )
 from ..states import OPEN_STATES, TERMINAL_STATES
 
@@ -441,6 +442,7 @@ def _erase_cases(case_ids: list[int], now: datetime, result: ErasureResult) -> N
     Verification.objects.filter(case_id__in=case_ids).update(findings=ERASED)
     CoordinationTask.objects.filter(case_id__in=case_ids).update(instructions=ERASED, result=ERASED)
     Rating.objects.filter(case_id__in=case_ids).update(comment="")
+    VisitRating.objects.filter(case_id__in=case_ids).update(comment="")
     result.files += _erase_files(case_ids)
     result.cases += len(case_ids)
 

@@ -569,6 +569,7 @@ def _full_select(epoch: datetime) -> tuple[str, list]:
     Z = f"0{_f8()}"
     rated, rated_params = _rated_sql(epoch)
     events, event_params = _events_sql(epoch)
+    visits, visit_params = _visits_sql(epoch)  # station-visit ratings (intake)
     arrived = f"CASE WHEN kind = 'disputed' THEN {Z} ELSE r END"
     reopened = f"CASE WHEN kind = 'disputed' THEN r ELSE {Z} END"
     none = "CAST(NULL AS BIGINT)"
@@ -584,7 +585,8 @@ def _full_select(epoch: datetime) -> tuple[str, list]:
         f"UNION ALL SELECT org_id, category_id, {Z}, {Z}, {Z}, {Z}, {arrived}, {Z}, {reopened} "
         "FROM events WHERE org_id IS NOT NULL "
         f"UNION ALL SELECT from_org, category_id, {Z}, {Z}, {Z}, {Z}, {Z}, r, {Z} "
-        "FROM events WHERE from_org IS NOT NULL), "
+        "FROM events WHERE from_org IS NOT NULL "
+        f"UNION ALL {visits}), "
         f"by_category AS MATERIALIZED (SELECT org_id, category_id, {sums} "
         "FROM parts GROUP BY org_id, category_id) "
         f"SELECT 'org:' || org_id || ':cat:' || category_id, org_id, {none}, category_id, {fields} "
@@ -594,7 +596,7 @@ def _full_select(epoch: datetime) -> tuple[str, list]:
         f"UNION ALL SELECT 'user:' || user_id, {none}, user_id, {none}, SUM(w), SUM(q), SUM(sv), "
         f"SUM(ot), {Z}, {Z}, {Z} FROM rated WHERE user_id IS NOT NULL GROUP BY user_id"
     )
-    return sql, [*rated_params, *event_params]
+    return sql, [*rated_params, *event_params, *visit_params]
 
 
 def _sums_of(values) -> Sums:
@@ -868,6 +870,51 @@ def write_snapshot(*, now: datetime) -> int:
     with connection.cursor() as cursor:
         cursor.execute(*_snapshot_sql(day))
         return cursor.rowcount
+
+
+# --- station visits (casework.services.intake): the youth's rating of a station visit -----------
+
+
+def visit_sums(stars: int, weight: float) -> Sums:
+    """A visit rating counts for the station like a case rating whose every part is the
+    visit's stars mapped to 0..1 (docs/scores.md, "Station visits")."""
+    quality = (stars - 1) / 4
+    return Sums(weight=weight, quality=weight * quality, solved=weight * quality, on_time=weight)
+
+
+def record_visit_rating(rating, *, category_id: int) -> None:
+    """Count one station-visit rating into the station's rows: one statement."""
+    with transaction.atomic(savepoint=False):
+        epoch = locked_epoch()
+        weight = (
+            formulas.recency(
+                _ts(rating.created_at), _ts(epoch), settings.SCORES_HALF_LIFE.total_seconds()
+            )
+            * settings.SCORES_VISIT_WEIGHT
+        )
+        deltas = Deltas()
+        deltas.add_org(rating.station_id, category_id, visit_sums(rating.stars, weight))
+        apply_deltas(deltas)
+
+
+def _visits_sql(epoch: datetime) -> tuple[str, list]:
+    """The visit ratings as rows of the full recompute's ``parts`` (``visit_sums`` in SQL)."""
+    from ..models import VisitRating
+
+    F8 = _f8()
+    Z = f"0{F8}"
+    w = f"(POWER(2{F8}, ({_epoch_seconds_sql('v.created_at')} - %s{F8}) / %s{F8}) * %s{F8})"
+    q = f"{w} * (v.stars - 1) / 4{F8}"
+    sql = (
+        f"SELECT v.station_id, c.category_id, {w}, {q}, {q}, {w}, {Z}, {Z}, {Z} "
+        f"FROM {VisitRating._meta.db_table} v JOIN {Case._meta.db_table} c ON c.id = v.case_id"
+    )
+    one = [
+        _ts(epoch),
+        settings.SCORES_HALF_LIFE.total_seconds(),
+        float(settings.SCORES_VISIT_WEIGHT),
+    ]
+    return sql, one * 4
 
 
 def stored_sums() -> tuple[datetime, dict[str, Sums]]:

@@ -179,10 +179,16 @@ def statistics(request):
     """Platform-wide figures: cases by stage, category and city; on-time rate; ratings."""
     stats = public_stats()
     by_stage = [(STAGE_LABELS.get(stage, stage), n) for stage, n in stats.by_stage]
+    by_channel = [(Case.Channel(channel).label, n) for channel, n in stats.by_channel]
     return render(
         request,
         "casework/public/stats.html",
-        {"stats": stats, "by_stage": by_stage, "top": max([n for _s, n in by_stage] or [1])},
+        {
+            "stats": stats,
+            "by_stage": by_stage,
+            "by_channel": by_channel,
+            "top": max([n for _s, n in by_stage] or [1]),
+        },
     )
 
 

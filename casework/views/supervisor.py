@@ -252,7 +252,24 @@ def dashboard(request):
             (case, sla_badge(case.stage_due_at, scope.now)) for case in stats.overdue_cases
         ],
     }
+    context.update(_channel_context(scope))
     return render(request, "casework/supervisor/dashboard.html", context)
+
+
+def _channel_context(scope: Scope) -> dict:
+    """How the cases in view came in: walk-in, phone, online, partner hand-off."""
+    rows = [
+        (Case.Channel(channel).label, n, still_open)
+        for channel, n, still_open in selectors.channel_counts(
+            scope.root.path,
+            since=scope.since,
+            category_id=scope.category.pk if scope.category else None,
+        )
+    ]
+    return {
+        "channel_rows": rows,
+        "channel_chart": bar_chart([(label, n) for label, n, _open in rows]),
+    }
 
 
 @login_required

@@ -161,6 +161,7 @@ LOGGING = {
 from .api import *  # noqa: E402,F403
 from .casework import *  # noqa: E402,F403
 from .celery import *  # noqa: E402,F403
+from .intake import *  # noqa: E402,F403
 from .notifications import *  # noqa: E402,F403
 from .privacy import *  # noqa: E402,F403
 from .scores import *  # noqa: E402,F403

@@ -239,6 +239,8 @@ ACTIONS = [
     ("reassign", CaseState.COORDINATING, "to:baiyun", {"supervisor"}, True),
     ("pull-up", CaseState.COORDINATING, {"reason": "督办"}, {"supervisor"}, True),
     ("assign", CaseState.COORDINATING, "assign", {"handler", "supervisor"}, True),
+    # after the station's visit (case_in verifies at tree.station): only the youth rates it
+    ("rate-visit", CaseState.COORDINATING, {"stars": 4}, {"owner"}, True),
     ("comment", CaseState.COORDINATING, {"body": "备注"}, {"owner", "handler", "supervisor"}, True),
     ("refer", CaseState.COORDINATING, "refer", {"handler", "supervisor"}, True),
 ]

@@ -140,3 +140,6 @@ def test_the_documented_walkthrough_runs(tree, settings):
     assert env["STATE"] == "closed" and env["STAGE"] == "closed"
     assert Case.objects.get(reference=env["REF"]).rating.outcome == 4
     assert Case.objects.filter(reference=env["SR"]).exists()
+    # the documented hand-off: the repeat gave the same case, and there is one
+    assert env["HREF"] == env["HREF2"]
+    assert Case.objects.filter(channel="handoff").count() == 1

@@ -243,3 +243,15 @@ def test_demo_stations_have_profiles_and_a_visit(seeded):
     assert booked.case.stage_due_at > booked.slot.ends_at
     assert booked.case.events.filter(kind="visit_booked").exists()
     assert Appointment.objects.filter(status="proposed").exists()
+
+
+def test_the_demo_has_a_phone_intake_and_a_handoff(seeded):
+    from casework.models import Handoff, Intake, VisitRating
+
+    phone = Case.objects.get(channel="phone")
+    assert phone.events.get(kind="submitted").actor.username == "hotline_12355"
+    assert Intake.objects.get(case=phone).claimed_at is None
+    handoff = Handoff.objects.get(external_id="qa-demo-0001")
+    assert handoff.case.channel == "handoff" and handoff.service.name == "青年之声·问答"
+    visit = VisitRating.objects.get(case=case_of("chen_xiaoyu"))
+    assert visit.station.name == "海珠青年之家·江南西" and visit.stars == 5
