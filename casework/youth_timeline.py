@@ -59,6 +59,13 @@ SENTENCES = {
     "visit_rated": _("You rated your visit to the station."),
 }
 
+# The first line of a case someone entered for the youth (casework.services.intake).
+ENTERED_FOR_YOU = {
+    "walk_in": _("Staff at a service desk entered your request for you."),
+    "phone": _("Your request was taken on the 12355 line and entered for you."),
+    "handoff": _("Another platform service passed your question on as a request."),
+}
+
 ESCALATION_REASONS = {
     "sla_breach": _("the deadline had passed"),
     "beyond_capacity": _("the previous organisation was too busy"),
@@ -113,6 +120,8 @@ def sentence(event: CaseEvent, org_names: Mapping[int, str]) -> str | None:
     if template is None:
         return None
     payload = event.payload or {}
+    if event.kind == "submitted" and payload.get("channel") in ENTERED_FOR_YOU:
+        template = ENTERED_FOR_YOU[payload["channel"]]
 
     def name(org_id) -> str:
         return org_names.get(org_id, "") or str(SOMEONE)

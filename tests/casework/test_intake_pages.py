@@ -158,3 +158,19 @@ def test_the_public_statistics_count_cases_by_channel(client, tree):
     page = response.content.decode()
     assert "By intake channel" in page and "phone (12355)" in page
     assert "小周" not in page and "13700003333" not in page
+
+
+def test_the_youth_reads_who_entered_the_request(client, tree):
+    client.force_login(tree.verifier)
+    client.post(reverse("casework:staff_intake"), form_for(tree, channel="phone"))
+    case = Case.objects.get()
+    row = Notification.objects.get(case=case, kind="claim_code")
+    youth = UserFactory(username="xiaolin")
+    client.force_login(youth)
+    client.post(
+        reverse("casework:youth_claim"),
+        {"reference": case.reference, "code": render(row, "en").body.split("code ")[1][:8]},
+    )
+    page = client.get(reverse("casework:youth_case", args=[case.reference])).content.decode()
+    assert "Your request was taken on the 12355 line and entered for you." in page
+    assert "You took this request into your account." in page
