@@ -538,3 +538,40 @@ def test_supervision_matrix(tree, people, path):
         else:
             assert response.status_code == (401 if user is None else 403), role
             assert set(response.json()) == {"code", "message", "field_errors"}
+
+
+# --- intake endpoints ---------------------------------------------------------------------
+
+INTAKE = {
+    "channel": "phone",
+    "youth_name": "小周",
+    "youth_phone": "13700003333",
+    "birth_date": "2006-01-02",
+    "consent_by": "youth",
+    "category": "study",
+    "region_code": "440105",
+    "title": "电话求助",
+    "description": "12355 来电",
+}
+
+
+def test_intake_matrix(tree, people):
+    """Staff of league committees and stations enter cases; youth and partner bodies do not;
+    anonymous callers and people's tokens never reach the hand-off endpoint."""
+    allowed = {"handler", "sibling_handler", "supervisor", "child_member"}
+    for role, user in people.items():
+        response = client_for(user).post("/api/intake/cases/", INTAKE, format="json")
+        expected = 401 if user is None else 201 if role in allowed else 403
+        assert response.status_code == expected, (role, response.json())
+        handoff = client_for(user).post(
+            "/api/intake/handoffs/", {"external_id": "x-1"}, format="json"
+        )
+        # a person, signed in or not, is not a hand-off service
+        assert handoff.status_code in (401, 403), role
+        claim = client_for(user).post(
+            "/api/claims/", {"reference": "YV-NOTHERE", "code": "12345678"}, format="json"
+        )
+        assert claim.status_code == (
+            401 if user is None else 403 if role in allowed or role.startswith("partner") else 400
+        ), role
+    assert Case.objects.filter(channel="phone").count() == len(allowed)
