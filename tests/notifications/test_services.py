@@ -356,6 +356,11 @@ def test_every_event_of_the_issue_has_recipients_and_templates():
         "evidence_added",  # a file attached by staff tells nobody (casework.services.evidence)
         "rating_edited",  # the handlers heard of the rating; an edit within the window is quiet
         "reviewed",  # the supervisor who decided is the audience (casework.services.ratings)
+        # intake (casework.services.intake): the claim code goes out as its own SMS row;
+        # a claim and a visit rating concern only the youth who made them
+        "claim_code_sent",
+        "claimed",
+        "visit_rated",
     } | {"sla_reminder", "sla_breach", "complaint"}
 
 
