@@ -1111,12 +1111,11 @@ class Report(models.Model):
 # --- Open311 API keys (helper F) ---
 
 
-class Open311Key(models.Model):
-    """A key that lets another system POST service requests through Open311.
+class KeyHolder(models.Model):
+    """Another system that signs its calls with an API key (casework/apikeys.py).
 
-    Only a SHA-256 of the key is stored (the key is long and random, so a plain
-    hash is enough); ``prefix`` finds the row without scanning. Cases posted with
-    a key belong to its ``account``, a user without a password.
+    Only a SHA-256 of the key is stored with its ``prefix``; what the system
+    does is done by ``account``, a user without a password.
     """
 
     name = models.CharField(_("name"), max_length=60, unique=True)
@@ -1128,8 +1127,7 @@ class Open311Key(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name = _("Open311 API key")
-        verbose_name_plural = _("Open311 API keys")
+        abstract = True
 
     def __str__(self):
         return self.name
@@ -1137,6 +1135,19 @@ class Open311Key(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Open311Key(KeyHolder):
+    """A key that lets another system POST service requests through Open311.
+
+    Only a SHA-256 of the key is stored (the key is long and random, so a plain
+    hash is enough); ``prefix`` finds the row without scanning. Cases posted with
+    a key belong to its ``account``, a user without a password.
+    """
+
+    class Meta:
+        verbose_name = _("Open311 API key")
+        verbose_name_plural = _("Open311 API keys")
 
 
 # --- offline stations and verification visits (casework/models_stations.py) ---
@@ -1203,31 +1214,16 @@ class Intake(models.Model):
         return f"{self.case_id} · {self.get_channel_display()}"
 
 
-class IntakeService(models.Model):
+class IntakeService(KeyHolder):
     """Another platform service (e.g. the Q&A service) that may hand cases over.
 
     Only a SHA-256 of its API key is kept (``manage.py intake_services``); the
     cases it hands over are entered by its password-less ``account``.
     """
 
-    name = models.CharField(_("name"), max_length=60, unique=True)
-    prefix = models.CharField(max_length=16, unique=True)
-    key_hash = models.CharField(max_length=64)
-    account = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-
     class Meta:
         verbose_name = _("hand-off service")
         verbose_name_plural = _("hand-off services")
-
-    def __str__(self):
-        return self.name
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
 
 
 class Handoff(models.Model):
