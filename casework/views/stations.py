@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -305,6 +306,8 @@ def station_visits(request):
         for r in permissions.roles_of(request.user)
         if r.role in (permissions.VERIFIER, permissions.HANDLER)
     ]
+    if not org_ids:
+        raise PermissionDenied(_("The list of visits is for the staff of stations."))
     since = timezone.now() - timedelta(days=2)
     rows = (
         Appointment.objects.filter(station_id__in=org_ids, slot__starts_at__gte=since)

@@ -262,3 +262,9 @@ def test_station_visit_list(client, tree):
     assert response.status_code == 200 and case.reference in response.content.decode()
     client.force_login(tree.baiyun_handler)
     assert case.reference not in client.get(reverse("casework:station_visits")).content.decode()
+
+
+def test_station_visit_list_is_for_staff(client, tree):
+    """A youth (no role anywhere) is refused the station's list, not shown an empty one."""
+    client.force_login(tree.youth)
+    assert client.get(reverse("casework:station_visits")).status_code == 403
