@@ -1278,3 +1278,12 @@ class VisitRating(models.Model):
 
     def __str__(self):
         return f"{self.case_id} · {self.stars}/5"
+
+
+# --- the supervisor dashboard's rollup (casework/models_dashboard.py) ---
+
+from .models_dashboard import (  # noqa: E402,F401
+    DashboardOpenStats,
+    DashboardRollup,
+    DashboardWeekStats,
+)

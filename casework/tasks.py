@@ -27,3 +27,12 @@ def visit_reminders_task() -> int:
     from casework.services import visit_reminder_sweep
 
     return visit_reminder_sweep()
+
+
+@shared_task(name="casework.refresh_dashboard", queue=SWEEPS_QUEUE, ignore_result=True)
+def refresh_dashboard_task() -> int:
+    """Rebuild the supervisor dashboard's rollup (every minute from beat); 0 if one ran."""
+    from casework.services.dashboard_rollup import refresh_dashboard_rollup
+
+    result = refresh_dashboard_rollup()
+    return 0 if result is None else result.open_rows + result.week_rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -29,6 +29,7 @@ from .. import permissions, selectors
 from ..events import EventKind
 from ..models import Case, Category, Organisation
 from ..services import privacy as privacy_services
+from ..services.dashboard_rollup import period_start
 from ..states import CaseState
 from .staff import sla_badge
 
@@ -171,7 +172,8 @@ def dashboard_scope(request) -> tuple[Scope, DashboardFilter]:
         root=root,
         category=data.get("category"),
         weeks=weeks,
-        since=now - timedelta(weeks=weeks),
+        # Whole weeks: from the Monday ``weeks`` weeks ago, as the dashboard's rollup counts.
+        since=period_start(now, weeks),
         now=now,
     )
     return scope, form
@@ -198,7 +200,7 @@ def dashboard(request):
     scope, form = dashboard_scope(request)
     stats = selectors.dashboard(
         scope.root,
-        since=scope.since,
+        weeks=scope.weeks,
         now=scope.now,
         category_id=scope.category.pk if scope.category else None,
     )
@@ -252,20 +254,13 @@ def dashboard(request):
             (case, sla_badge(case.stage_due_at, scope.now)) for case in stats.overdue_cases
         ],
     }
-    context.update(_channel_context(scope))
+    context.update(_channel_context(stats))
     return render(request, "casework/supervisor/dashboard.html", context)
 
 
-def _channel_context(scope: Scope) -> dict:
+def _channel_context(stats: selectors.Dashboard) -> dict:
     """How the cases in view came in: walk-in, phone, online, partner hand-off."""
-    rows = [
-        (Case.Channel(channel).label, n, still_open)
-        for channel, n, still_open in selectors.channel_counts(
-            scope.root.path,
-            since=scope.since,
-            category_id=scope.category.pk if scope.category else None,
-        )
-    ]
+    rows = [(Case.Channel(value).label, n, still_open) for value, n, still_open in stats.channels]
     return {
         "channel_rows": rows,
         "channel_chart": bar_chart([(label, n) for label, n, _open in rows]),

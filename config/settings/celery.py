@@ -35,6 +35,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 60.0,
         "options": {"queue": "sweeps", "expires": 55},
     },
+    # The supervisor dashboard reads per-subtree counts rebuilt set-based each minute
+    # (casework.services.dashboard_rollup); a rebuild already running makes the next one a no-op.
+    "refresh-dashboard": {
+        "task": "casework.refresh_dashboard",
+        "schedule": 60.0,
+        "options": {"queue": "sweeps", "expires": 55},
+    },
     # Scores are kept current incrementally; the nightly full recompute re-bases their
     # epoch, corrects any drift and writes the day's snapshot for the trends.
     "recompute-scores": {
