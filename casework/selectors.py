@@ -166,7 +166,7 @@ def dashboard(
     category_id: int | None = None,
     overdue_limit=20,
 ) -> Dashboard:
-    """The supervisor dashboard of the subtree at ``root``, from the rollup: nine queries.
+    """The supervisor dashboard of the subtree at ``root``, from the rollup: six queries.
 
     The counts are as of the rollup's last refresh (``Dashboard.as_of``; every minute,
     ``casework.services.dashboard_rollup``) and read only the rows of the root and of
@@ -195,53 +195,40 @@ def dashboard(
     week_rows = DashboardWeekStats.objects.filter(
         category, org_id__in=list(orgs), week__gte=since.date()
     )
-    finished = Q(state__in=FINISHED_STATES)
-
-    by_state = {
-        state: (n, overdue)
-        for state, n, overdue in open_rows.filter(org_id=root.pk)
-        .values_list("state")
-        .annotate(Sum("cases"), Sum("overdue"))
-        .order_by()
-    }
-    open_by_state = [(s, *by_state.get(s, (0, 0))) for s in open_values]
-
     # Per child organisation (its subtree) and the root's own cases (the remainder).
     zero = {"total": 0, "open": 0, "overdue": 0, "finished": 0, "on_time": 0, "reopened": 0}
     per_org = {pk: dict(zero) for pk in orgs}
-    for row in (
-        open_rows.values("org_id")
-        .annotate(
-            n=Sum("cases"),
-            late=Sum("overdue"),
-            fin=Sum("cases", filter=finished),
-            fin_on_time=Sum("on_time", filter=finished),
-            fin_reopened=Sum("reopened", filter=finished),
-        )
+    by_state: dict[str, list[int]] = {}
+    open_by_channel: dict[str, int] = {}
+    for org_id, state, channel, n, late, on_time, reopened in (
+        open_rows.values_list("org_id", "state", "channel")
+        .annotate(Sum("cases"), Sum("overdue"), Sum("on_time"), Sum("reopened"))
         .order_by()
     ):
-        counts = per_org[row["org_id"]]
-        counts["total"] += row["n"]
-        counts["open"] += row["n"]
-        counts["overdue"] += row["late"]
-        counts["finished"] += row["fin"] or 0
-        counts["on_time"] += row["fin_on_time"] or 0
-        counts["reopened"] += row["fin_reopened"] or 0
-    for row in (
-        week_rows.values("org_id")
-        .annotate(
-            done=Sum("done"),
-            fin=Sum("finished"),
-            fin_on_time=Sum("on_time"),
-            fin_reopened=Sum("reopened"),
-        )
+        counts = per_org[org_id]
+        counts["total"] += n
+        counts["open"] += n
+        counts["overdue"] += late
+        if state in FINISHED_STATES:
+            counts["finished"] += n
+            counts["on_time"] += on_time
+            counts["reopened"] += reopened
+        if org_id == root.pk:
+            pair = by_state.setdefault(state, [0, 0])
+            pair[0] += n
+            pair[1] += late
+            open_by_channel[channel] = open_by_channel.get(channel, 0) + n
+    open_by_state = [(s, *by_state.get(s, (0, 0))) for s in open_values]
+    for org_id, done, fin, on_time, reopened in (
+        week_rows.values_list("org_id")
+        .annotate(Sum("done"), Sum("finished"), Sum("on_time"), Sum("reopened"))
         .order_by()
     ):
-        counts = per_org[row["org_id"]]
-        counts["total"] += row["done"]
-        counts["finished"] += row["fin"]
-        counts["on_time"] += row["fin_on_time"]
-        counts["reopened"] += row["fin_reopened"]
+        counts = per_org[org_id]
+        counts["total"] += done
+        counts["finished"] += fin
+        counts["on_time"] += on_time
+        counts["reopened"] += reopened
     own = per_org.pop(root.pk)
     for counts in per_org.values():
         for key in own:
@@ -255,22 +242,23 @@ def dashboard(
     ]
     branches = sorted((b for b in branches if b.total), key=lambda b: b.path)
 
+    # The root's weekly trends and its cases in view by channel.
     weeks_list = week_starts(since, as_of)
-    series = {
-        _week_key(week): row
-        for week, *row in week_rows.filter(org_id=root.pk)
-        .values_list("week")
-        .annotate(Sum("submitted"), Sum("closed"), Sum("escalated"), Sum("escalated_sla"))
+    series: dict[date, list[int]] = {}
+    done_by_channel: dict[str, int] = {}
+    for week, channel, *sums in (
+        week_rows.filter(org_id=root.pk)
+        .values_list("week", "channel")
+        .annotate(
+            Sum("submitted"), Sum("closed"), Sum("escalated"), Sum("escalated_sla"), Sum("done")
+        )
         .order_by()
-    }
+    ):
+        totals = series.setdefault(_week_key(week), [0, 0, 0, 0])
+        for i in range(4):
+            totals[i] += sums[i]
+        done_by_channel[channel] = done_by_channel.get(channel, 0) + sums[4]
     per_week = [series.get(week, (0, 0, 0, 0)) for week in weeks_list]
-
-    done_by_channel = dict(
-        week_rows.filter(org_id=root.pk).values_list("channel").annotate(Sum("done")).order_by()
-    )
-    open_by_channel = dict(
-        open_rows.filter(org_id=root.pk).values_list("channel").annotate(Sum("cases")).order_by()
-    )
     channels = [
         (
             channel,
@@ -284,6 +272,7 @@ def dashboard(
     overdue_cases = list(
         scope.filter(state__in=open_values, stage_due_at__lt=now)
         .select_related("org", "category")
+        .only("reference", "state", "stage_due_at", "org__name", "org__level", "category__name")
         .order_by("stage_due_at")[:overdue_limit]
     )
     return Dashboard(

@@ -159,11 +159,11 @@ def test_dashboard_queries_do_not_grow_with_the_subtree(client, tree):
     many = count()
     assert few == many
     # and the dashboard itself is a fixed handful: the rollup's run, the organisations,
-    # four sums over the rollup's rows of the root and its children, the live overdue list
+    # three sums over the rollup's rows of the root and its children, the live overdue list
     supervisor = fresh(tree.city_supervisor)
     with CaptureQueriesContext(connection) as queries:
         selectors.dashboard(tree.city, weeks=12, now=timezone.now())
-    assert len(queries) == 9
+    assert len(queries) == 6
     assert selectors.supervised_paths(supervisor) == [tree.city.path]
 
 
