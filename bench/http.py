@@ -240,23 +240,30 @@ def server_env(url: str) -> dict:
     return env
 
 
-def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
+def start_server(
+    url: str, port: int, workers: int | None, threads: int | None, worker_class: str | None
+) -> subprocess.Popen:
+    """gunicorn as the Procfile's ``web`` runs it (config/gunicorn.py), on a local port.
+
+    Workers, threads and worker class are the production defaults unless given. The
+    access log (stdout in production) goes to var/bench-http-access.log.
+    """
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    command = [
-        gunicorn,
-        "config.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "sync",
-        "--backlog",
-        "2048",
-        "--log-level",
-        "warning",
-    ]
-    server = subprocess.Popen(command, cwd=ROOT, env=server_env(url), start_new_session=True)
+    command = [gunicorn, "config.wsgi:application", "-c", "config/gunicorn.py"]
+    env = server_env(url)
+    env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
+    env["GUNICORN_LOG_LEVEL"] = "warning"
+    for name, value in (
+        ("WEB_CONCURRENCY", workers),
+        ("GUNICORN_THREADS", threads),
+        ("GUNICORN_WORKER_CLASS", worker_class),
+    ):
+        if value:
+            env[name] = str(value)
+    (ROOT / "var").mkdir(exist_ok=True)
+    log = open(ROOT / "var" / "bench-http-access.log", "ab")  # noqa: SIM115 (the server's)
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, start_new_session=True)
+    log.close()
     # Ready when a worker answers (the master listens long before its workers have booted).
     import http.client
 
@@ -295,12 +302,81 @@ def server_rss_mb(server: subprocess.Popen) -> float:
     return round(max((int(x) for x in out), default=0) / 1024, 1)
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids) -> dict[int, float]:
+    """User + system CPU of each live process so far (from /proc), in seconds."""
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return out
+
+
+class CpuMeter:
+    """CPU spent by gunicorn (master and workers) and by the database's backends.
+
+    A load-insensitive figure beside the latencies: milliseconds of CPU per request
+    on each side. Backends are counted while they live (persistent connections);
+    a process that exits during a run takes its CPU with it, so the figure is a floor.
+    """
+
+    def __init__(self, server: subprocess.Popen, url: str):
+        import psycopg2
+
+        self.server = server
+        self.conn = psycopg2.connect(url)
+        self.conn.autocommit = True
+
+    def _pids(self):
+        out = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(self.server.pid)], capture_output=True, text=True
+        ).stdout.split()
+        web = [self.server.pid, *map(int, out)]
+        with self.conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
+            db = [row[0] for row in cursor.fetchall()]
+        return web, db
+
+    def snapshot(self):
+        web, db = self._pids()
+        return _cpu_seconds(web), _cpu_seconds(db)
+
+    @staticmethod
+    def per_request(before, after, requests: int) -> dict:
+        def spent(b, a):
+            return sum(v - b.get(pid, 0.0) for pid, v in a.items())
+
+        n = max(1, requests)
+        return {
+            "web_cpu_ms_per_request": round(1000 * spent(before[0], after[0]) / n, 2),
+            "db_cpu_ms_per_request": round(1000 * spent(before[1], after[1]) / n, 2),
+        }
+
+    def close(self):
+        self.conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench http", description=__doc__)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--rate", type=float, default=100, help="offered requests/s (100)")
     parser.add_argument("--duration", type=float, default=60, help="seconds per run (60)")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (4)")
+    parser.add_argument(
+        "--workers", type=int, help="gunicorn workers (default: config/gunicorn.py's)"
+    )
+    parser.add_argument("--threads", type=int, help="threads per gthread worker (default: same)")
+    parser.add_argument(
+        "--worker-class", help="gunicorn worker class (default: config/gunicorn.py's, gthread)"
+    )
     parser.add_argument("--timeout", type=float, default=10, help="per request, seconds")
     parser.add_argument(
         "--search", action="store_true", help="then step the rate up until p95 > 100 ms"
@@ -320,22 +396,24 @@ def main(argv: list[str] | None = None) -> int:
     progress("choosing users, cases and tokens")
     work = prepare(args.database_url, handlers=40, acts_needed=acts + 100)
     port = free_port()
-    progress(f"starting gunicorn ({args.workers} workers) on port {port}")
-    server = start_server(args.database_url, port, args.workers)
+    progress(f"starting gunicorn (config/gunicorn.py) on port {port}")
+    server = start_server(args.database_url, port, args.workers, args.threads, args.worker_class)
     offer = Offer(work)
+    meter = CpuMeter(server, args.database_url)
     load = [round(x, 2) for x in os.getloadavg()]
     try:
         # Warm-up: every worker imports, connects and caches what it caches.
         asyncio.run(offer_load(port, offer, 10, 5, 30))
         progress(f"offering {args.rate:g} requests/s for {args.duration:g} s")
-        results, seconds = asyncio.run(
-            offer_load(port, offer, args.rate, args.duration, args.timeout)
-        )
+        results, seconds, cpu = measured(meter, port, offer, args.rate, args.duration, args.timeout)
         main_line = summarise(results, args.rate, seconds)
         emit(
             bench="http",
             **main_line,
+            **cpu,
             workers=args.workers,
+            threads=args.threads,
+            worker_class=args.worker_class or "gthread",
             server_rss_mb=server_rss_mb(server),
             load_average=load,
             peak_rss_mb=peak_rss_mb(),
@@ -343,16 +421,34 @@ def main(argv: list[str] | None = None) -> int:
         best = args.rate if main_line["p95_ms"] <= 100 and not main_line["errors"] else None
         for rate in steps:
             load = [round(x, 2) for x in os.getloadavg()]
-            results, seconds = asyncio.run(
-                offer_load(port, offer, rate, args.step_duration, args.timeout)
+            results, seconds, cpu = measured(
+                meter, port, offer, rate, args.step_duration, args.timeout
             )
             line = summarise(results, rate, seconds)
-            emit(bench="http_step", **line, load_average=load, server_rss_mb=server_rss_mb(server))
+            emit(
+                bench="http_step",
+                **line,
+                **cpu,
+                load_average=load,
+                server_rss_mb=server_rss_mb(server),
+            )
             if line["p95_ms"] > 100 or line["errors"]:
                 break
             best = rate
         if args.search:
             emit(bench="http_max_rate", max_rate_p95_under_100ms=best, step=args.step)
     finally:
+        meter.close()
         stop_server(server)
     return 0
+
+
+def measured(meter: CpuMeter, port, offer, rate, duration, timeout):
+    """One open-loop run, with the CPU it cost the server, the database and this client."""
+    before = meter.snapshot()
+    client = time.process_time()
+    results, seconds = asyncio.run(offer_load(port, offer, rate, duration, timeout))
+    client = time.process_time() - client
+    cpu = meter.per_request(before, meter.snapshot(), len(results))
+    cpu["client_cpu_ms_per_request"] = round(1000 * client / max(1, len(results)), 2)
+    return results, seconds, cpu
