@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
+from rest_framework.fields import SkipField
+from rest_framework.relations import PKOnlyObject
 
 from .. import permissions
 from ..models import Case, CaseEvent, CaseMessage, Category, CoordinationTask, Organisation, User
@@ -218,8 +220,15 @@ class CaseSerializer(serializers.ModelSerializer):
         tasks = self.context.get("partner_tasks", {}).get(case.pk, [])
         return TaskSerializer(tasks, many=True).data
 
+    def _fields_for(self, keep: tuple[str, ...]) -> list:
+        """The readable fields in ``keep``, in declaration order (built once per serializer)."""
+        cache = self.__dict__.setdefault("_kept_fields", {})
+        fields = cache.get(keep)
+        if fields is None:
+            fields = cache[keep] = [f for f in self._readable_fields if f.field_name in keep]
+        return fields
+
     def to_representation(self, case):
-        data = super().to_representation(case)
         access = self.context.get("access") or {}
         view = access.get(case.pk) if isinstance(access, dict) else access
         keep = {
@@ -227,7 +236,17 @@ class CaseSerializer(serializers.ModelSerializer):
             permissions.ACCESS_YOUTH: YOUTH_FIELDS,
             permissions.ACCESS_PARTNER: PARTNER_FIELDS,
         }.get(view, AFTER_MOVE_FIELDS)
-        return {name: value for name, value in data.items() if name in keep}
+        # DRF's Serializer.to_representation over the fields this viewer sees only: a field
+        # left out is never computed (a partner's tasks are not rendered for staff and dropped).
+        data = {}
+        for field in self._fields_for(keep):
+            try:
+                attribute = field.get_attribute(case)
+            except SkipField:
+                continue
+            check = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
+            data[field.field_name] = None if check is None else field.to_representation(attribute)
+        return data
 
 
 class CaseSubmitSerializer(StrictInput):
