@@ -220,13 +220,16 @@ class CaseSerializer(serializers.ModelSerializer):
         tasks = self.context.get("partner_tasks", {}).get(case.pk, [])
         return TaskSerializer(tasks, many=True).data
 
-    def _fields_for(self, keep: tuple[str, ...]) -> list:
-        """The readable fields in ``keep``, in declaration order (built once per serializer)."""
-        cache = self.__dict__.setdefault("_kept_fields", {})
-        fields = cache.get(keep)
-        if fields is None:
-            fields = cache[keep] = [f for f in self._readable_fields if f.field_name in keep]
-        return fields
+    _plans: dict = {}  # keep -> plan, built once per process (see _plan)
+
+    @classmethod
+    def _plan_for(cls, keep: tuple[str, ...]) -> list:
+        """How to render the fields in ``keep``: the same for every request, so built once."""
+        plan = cls._plans.get(keep)
+        if plan is None:
+            fields = cls().fields  # an unbound template: no request, no context
+            plan = cls._plans[keep] = _plan([f for f in fields.values() if f.field_name in keep])
+        return plan
 
     def to_representation(self, case):
         access = self.context.get("access") or {}
@@ -236,17 +239,64 @@ class CaseSerializer(serializers.ModelSerializer):
             permissions.ACCESS_YOUTH: YOUTH_FIELDS,
             permissions.ACCESS_PARTNER: PARTNER_FIELDS,
         }.get(view, AFTER_MOVE_FIELDS)
-        # DRF's Serializer.to_representation over the fields this viewer sees only: a field
-        # left out is never computed (a partner's tasks are not rendered for staff and dropped).
-        data = {}
-        for field in self._fields_for(keep):
+        # Only the fields this viewer sees are computed (a partner's tasks are never
+        # rendered for staff only to be dropped).
+        return _render(case, self._plan_for(keep), self)
+
+
+# --- rendering without DRF's per-row introspection -------------------------------------
+#
+# Serializer.to_representation asks, for every field of every row, whether the attribute
+# is a callable (inspect.signature each time) and renders nested serializers through the
+# same machinery, after building the fields anew for every request; a page of twenty
+# cases spent most of its Python time there. The plan below is made once per process and
+# kind of view: a plain attribute is read with getattr and given to the field's own
+# to_representation (so every value is exactly what DRF renders, which
+# tests/casework/test_api.py checks against DRF itself); ``get_<name>`` methods run on the
+# request's serializer (its context); anything else goes through DRF.
+
+_STR = object()  # the source "__str__": str(obj)
+
+
+def _plan(fields) -> list:
+    plan = []
+    for field in fields:
+        attrs = getattr(field, "source_attrs", None)
+        if isinstance(field, serializers.SerializerMethodField):
+            plan.append((field.field_name, None, field.method_name))  # on the serializer
+        elif field.source == "*":
+            plan.append((field.field_name, field, None))
+        elif isinstance(field, serializers.Serializer) and not isinstance(
+            field, serializers.ListSerializer
+        ):
+            child = _plan(list(field._readable_fields))
+            plan.append((field.field_name, attrs[0], lambda v, child=child: _render(v, child)))
+        elif attrs == ["__str__"]:
+            plan.append((field.field_name, _STR, field.to_representation))
+        elif attrs and len(attrs) == 1:
+            plan.append((field.field_name, attrs[0], field.to_representation))
+        else:
+            plan.append((field.field_name, field, None))  # DRF's own way
+    return plan
+
+
+def _render(obj, plan, owner=None) -> dict:
+    """``owner``: the serializer whose ``get_<field>`` methods (and context) apply."""
+    data = {}
+    for name, attr, render in plan:
+        if render is None:  # attr is the field: DRF's Serializer.to_representation
             try:
-                attribute = field.get_attribute(case)
+                value = attr.get_attribute(obj)
             except SkipField:
                 continue
-            check = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
-            data[field.field_name] = None if check is None else field.to_representation(attribute)
-        return data
+            check = value.pk if isinstance(value, PKOnlyObject) else value
+            data[name] = None if check is None else attr.to_representation(value)
+        elif attr is None:  # a SerializerMethodField: render is the method's name
+            data[name] = getattr(owner, render)(obj)
+        else:
+            value = str(obj) if attr is _STR else getattr(obj, attr)
+            data[name] = None if value is None else render(value)
+    return data
 
 
 class CaseSubmitSerializer(StrictInput):

@@ -220,3 +220,38 @@ def test_redis_counters_are_shared_between_processes(tree, settings):
 
     assert [allowed(process_a), allowed(process_b), allowed(process_a)] == [True, True, False]
     process_a.clear()
+
+
+def test_case_body_renders_exactly_what_drf_renders(tree):
+    """CaseSerializer's own rendering path (no per-row introspection) gives DRF's output."""
+    from rest_framework import serializers as drf
+
+    from casework import permissions
+    from casework.api import selectors, serializers
+
+    cases = [case_in(tree, state) for state in (CaseState.SUBMITTED, CaseState.COORDINATING)]
+    cases.append(case_in(tree, CaseState.REJECTED))
+    views = {
+        permissions.ACCESS_STAFF: serializers.STAFF_FIELDS,
+        permissions.ACCESS_YOUTH: serializers.YOUTH_FIELDS,
+        permissions.ACCESS_PARTNER: serializers.PARTNER_FIELDS,
+        None: serializers.AFTER_MOVE_FIELDS,
+    }
+    page = list(selectors.api_cases(tree.city_supervisor).filter(pk__in=[c.pk for c in cases]))
+    assert len(page) == 3
+    for view, keep in views.items():
+        access = {c.pk: view for c in page}
+        ours = serializers.CaseSerializer(page, many=True, context={"access": access}).data
+        single = serializers.CaseSerializer(page[0], context={"access": access}).data
+        reference = serializers.CaseSerializer(context={"access": access})
+        theirs = [
+            {
+                k: v
+                for k, v in drf.ModelSerializer.to_representation(reference, c).items()
+                if k in keep
+            }
+            for c in page
+        ]
+        assert [dict(x) for x in ours] == theirs
+        assert list(ours[0]) == list(theirs[0])  # same keys in the same order
+        assert dict(single) == theirs[0]
