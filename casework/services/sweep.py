@@ -45,8 +45,9 @@ _dumps = json.dumps
 
 HOLDING_KINDS = (Organisation.Kind.LEAGUE, Organisation.Kind.STATION, Organisation.Kind.SOCIAL)
 DEFAULT_BATCH_SIZE = 1000
-# Breach batches run on this many threads (own connections) on PostgreSQL; 1 = one loop.
-DEFAULT_WORKERS = 1
+# Breach batches run on this many connections at once on PostgreSQL (the calling one and
+# threads with their own; SLA_SWEEP_WORKERS); 1 = one loop. See docs/performance.md.
+DEFAULT_WORKERS = 2
 CLOSING_BATCH_SIZE = 50
 
 
@@ -714,44 +715,94 @@ def _may_run_in_threads() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
+def _tickets(max_batches: int | None, used: int):
+    """A thread-safe budget of batches: ``take()`` is False once ``max_batches`` ran."""
+    if max_batches is None:
+        return lambda: True
+    import threading
+
+    lock = threading.Lock()
+    left = [max_batches - used]
+
+    def take() -> bool:
+        with lock:
+            if left[0] <= 0:
+                return False
+            left[0] -= 1
+            return True
+
+    return take
+
+
 def _breach_in_threads(
-    now: datetime, size: int, deadlines: _Deadlines, result: SweepResult, workers: int
+    now: datetime, size: int, deadlines: _Deadlines, result: SweepResult, workers: int, take
 ) -> None:
-    """The breach batches on ``workers`` threads, each with its own connection.
+    """The breach batches on the calling connection and ``workers - 1`` threads, each
+    thread with a connection of its own.
 
     The same guarantees as one loop: every batch locks its rows with SKIP
-    LOCKED and commits on its own, so the threads never take the same case,
-    and a thread stops at its first short batch (the rows it could not lock
-    belong to a batch another thread is finishing). While one thread waits
-    for the database, another builds its events in Python.
+    LOCKED and commits on its own, so two batches never take the same case,
+    and a loop stops at its first short batch (the rows it could not lock
+    belong to a batch another loop is finishing). While one connection's
+    statements run in the database, the other loop builds its batch in Python,
+    and the database works on two batches at once.
     """
     import threading
 
     results = [SweepResult() for _ in range(workers)]
     errors: list[BaseException] = []
 
+    def loop(own: SweepResult) -> None:
+        while not errors and take():
+            own.batches += 1
+            if _breach_batch(now, size, deadlines, own) < size:
+                break
+
     def run(own: SweepResult) -> None:
         try:
-            while not errors:
-                own.batches += 1
-                if _breach_batch(now, size, deadlines, own) < size:
-                    break
+            loop(own)
         except BaseException as error:  # re-raised in the calling thread below
             errors.append(error)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run, args=(own,)) for own in results]
+    threads = [threading.Thread(target=run, args=(own,)) for own in results[1:]]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        loop(results[0])
+    except BaseException as error:
+        errors.append(error)
+    finally:
+        for thread in threads:
+            thread.join()
     for own in results:
         result.escalated += own.escalated
         result.critical += own.critical
         result.batches += own.batches
     if errors:
         raise errors[0]
+
+
+def _breach_phase(
+    now: datetime, size: int, deadlines: _Deadlines, result: SweepResult, max_batches
+) -> None:
+    """Every breach batch of this run. The first runs alone on the calling connection, so
+    a run with less than a full batch due starts no thread and opens no connection."""
+    take = _tickets(max_batches, result.batches)
+    if not take():
+        return
+    result.batches += 1
+    if _breach_batch(now, size, deadlines, result) < size:
+        return
+    workers = getattr(settings, "SLA_SWEEP_WORKERS", DEFAULT_WORKERS)
+    if workers > 1 and _may_run_in_threads():
+        _breach_in_threads(now, size, deadlines, result, workers, take)
+        return
+    while take():
+        result.batches += 1
+        if _breach_batch(now, size, deadlines, result) < size:
+            break
 
 
 def sla_sweep(
@@ -776,14 +827,7 @@ def sla_sweep(
     due = _due_phases(now)
     if BREACH in due:
         deadlines = _Deadlines(now)
-        workers = getattr(settings, "SLA_SWEEP_WORKERS", DEFAULT_WORKERS)
-        if workers > 1 and max_batches is None and _may_run_in_threads():
-            _breach_in_threads(now, size, deadlines, result, workers)
-        else:
-            while budget_left():
-                result.batches += 1
-                if _breach_batch(now, size, deadlines, result) < size:
-                    break
+        _breach_phase(now, size, deadlines, result, max_batches)
     while REMIND in due and budget_left():
         result.batches += 1
         if _reminder_batch(now, size, result) < size:

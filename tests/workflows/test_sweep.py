@@ -419,6 +419,27 @@ def test_breach_batches_on_threads_escalate_each_case_exactly_once(tree, setting
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_bounded_sweep_on_threads_runs_no_more_batches_than_its_budget(tree, settings):
+    # given 25 overdue cases and breach batches on two connections
+    cases = [submitted_on_monday(tree) for _ in range(25)]
+    settings.SLA_SWEEP_WORKERS = 2
+    later = cst(2025, 10, 21, 10, 1)
+
+    # when a run may take three batches of four, and the next run takes the rest
+    first = services.sla_sweep(now=later, batch_size=4, max_batches=3)
+    rest = services.sla_sweep(now=later, batch_size=4)
+
+    # then the first escalated exactly three batches' worth, and each case moved once
+    assert (first.batches, first.escalated) == (3, 12)
+    assert rest.escalated == len(cases) - 12
+    for case in cases:
+        case.refresh_from_db()
+        assert case.escalation_count == 1
+        assert verify_case(case) is None
+
+
+@pytest.mark.postgres
 def test_a_sweep_with_nothing_due_is_one_query_and_no_transaction(tree):
     # given open cases whose deadlines are all ahead
     for _ in range(3):
