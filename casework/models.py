@@ -303,6 +303,8 @@ class Case(FSMModelMixin, models.Model):
         verbose_name=_("handling organisation"),
         db_index=False,  # case_org_state_idx (org, state) serves every org filter
     )
+    # Looked up by person or station only (equality): partial indexes below hold the set
+    # values, so an escalation, which clears the assignee, writes no entry to them.
     assignee = models.ForeignKey(
         User,
         null=True,
@@ -310,6 +312,7 @@ class Case(FSMModelMixin, models.Model):
         on_delete=models.PROTECT,
         related_name="assigned_cases",
         verbose_name=_("handler"),
+        db_index=False,
     )
     station = models.ForeignKey(
         Organisation,
@@ -318,6 +321,7 @@ class Case(FSMModelMixin, models.Model):
         on_delete=models.PROTECT,
         related_name="verification_cases",
         verbose_name=_("verifying station"),
+        db_index=False,
     )
 
     state = FSMField(
@@ -395,6 +399,12 @@ class Case(FSMModelMixin, models.Model):
             ),
             models.Index(fields=["org", "state"], name="case_org_state_idx"),
             models.Index(fields=["youth", "-submitted_at"], name="case_youth_idx"),
+            models.Index(
+                fields=["assignee"], name="case_assignee_idx", condition=Q(assignee__isnull=False)
+            ),
+            models.Index(
+                fields=["station"], name="case_station_idx", condition=Q(station__isnull=False)
+            ),
         ]
 
     def __str__(self):
@@ -547,8 +557,10 @@ class CaseEvent(models.Model):
     kind = models.CharField(max_length=40)
     from_state = models.CharField(max_length=20, blank=True)
     to_state = models.CharField(max_length=20, blank=True)
+    # Indexed for person lookups only (partial, below): the system's events (the sweep's
+    # reminders and escalations) have no actor and write no entry to it.
     actor = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     org = models.ForeignKey(
         Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -578,6 +590,9 @@ class CaseEvent(models.Model):
                 fields=["case"],
                 name="caseevent_escalation_case_idx",
                 condition=Q(kind__in=["escalated", "sla_breach"]),
+            ),
+            models.Index(
+                fields=["actor"], name="caseevent_actor_idx", condition=Q(actor__isnull=False)
             ),
         ]
 

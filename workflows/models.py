@@ -10,6 +10,7 @@ these rows in step with it inside each casework service's transaction.
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -96,6 +97,16 @@ class CaseTask(AbstractTask):
     owner_permission_content_type = models.ForeignKey(
         to=ContentType, on_delete=models.CASCADE, blank=True, null=True, db_index=False
     )
+    # Looked up by person only (viewflow's "my tasks": ``owner=user``): the partial index
+    # below holds the owned tasks, so moving an unowned task writes no entry to it.
+    owner = models.ForeignKey(
+        blank=True,
+        null=True,
+        db_index=False,
+        on_delete=models.CASCADE,
+        to=settings.AUTH_USER_MODEL,
+        verbose_name=_("Owner"),
+    )
 
     class Meta:
         verbose_name = _("case task")
@@ -104,6 +115,9 @@ class CaseTask(AbstractTask):
         indexes = [
             models.Index(fields=["org", "status"], name="casetask_org_status_idx"),
             models.Index(fields=["case", "status"], name="casetask_case_status_idx"),
+            models.Index(
+                fields=["owner"], name="casetask_owner_idx", condition=Q(owner__isnull=False)
+            ),
         ]
 
     def save(self, *args, **kwargs):
