@@ -430,9 +430,10 @@ def render_case_page(request, case: Case, *, override=None, alert=None, status: 
         )
         for action in available_actions(case, user)
     ]
+    coordination = _coordination_rows(case, user, override)
     open_required = [
         task
-        for task in case.coordination_tasks.all()
+        for task, _forms in coordination
         if task.required and task.status == CoordinationTask.Status.OPEN
     ]
     context = {
@@ -446,7 +447,7 @@ def render_case_page(request, case: Case, *, override=None, alert=None, status: 
         "verifications": list(case.verifications.select_related("verifier", "station")),
         "visits": list(case.appointments.select_related("slot", "station").order_by("pk")),
         "evidence": list(case.evidence.select_related("uploaded_by")),
-        "coordination": _coordination_rows(case, user, override),
+        "coordination": coordination,
         "events": timeline_rows(case),
     }
     return render(request, "casework/staff/case.html", context, status=status)
