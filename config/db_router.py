@@ -14,7 +14,8 @@ these hold (docs/deploy.md):
   something in the last ``DATABASE_REPLICA_PIN_SECONDS`` reads the primary, so
   the page after a form post shows the change even if the replica lags;
 - the model is not one of the sign-in models (sessions, users, tokens, TOTP
-  devices): a session created a moment ago on the primary must be found.
+  devices): a session created a moment ago on the primary must be found; nor
+  one of the dashboard's rollup tables, which are unlogged (not on a standby).
 
 Migrations run only on the primary; the replica follows by streaming replication.
 """
@@ -36,6 +37,12 @@ PRIMARY_ONLY_APPS = frozenset(
     {"sessions", "auth", "authtoken", "contenttypes", "admin", "otp_totp", "otp_static"}
 )
 
+# The supervisor dashboard's rollup tables are UNLOGGED (casework migration 0021): a
+# standby has no rows for them.
+PRIMARY_ONLY_MODELS = frozenset(
+    {"casework.DashboardRollup", "casework.DashboardOpenStats", "casework.DashboardWeekStats"}
+)
+
 
 @dataclass
 class _Routing:
@@ -54,7 +61,11 @@ def replica_configured() -> bool:
 
 def _primary_only(model) -> bool:
     meta = model._meta
-    return meta.app_label in PRIMARY_ONLY_APPS or meta.label == settings.AUTH_USER_MODEL
+    return (
+        meta.app_label in PRIMARY_ONLY_APPS
+        or meta.label == settings.AUTH_USER_MODEL
+        or meta.label in PRIMARY_ONLY_MODELS
+    )
 
 
 @contextmanager

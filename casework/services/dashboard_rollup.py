@@ -148,22 +148,31 @@ def _ancestors_sql() -> str:
 
 
 def _rollup_insert(table: str, keys: list[str], measures: list[str], own_sql: str) -> str:
-    """INSERT the subtree sums of ``own`` rows (per holding organisation) into ``table``."""
-    sums = ", ".join(f"SUM(own.{m})" for m in measures)
+    """INSERT the subtree sums of ``own`` rows (per holding organisation) into ``table``.
+
+    ``per_category`` adds each organisation's rows to itself and its ancestors; the
+    rows for all categories together (category NULL) are summed from those.
+    """
     other_keys = [k for k in keys if k != "category_id"]
-    by_category = ", ".join(f"own.{k}" for k in other_keys)
+    by_key = ", ".join(f"own.{k}" for k in other_keys)
+    plain_keys = ", ".join(other_keys)
+    own_sums = ", ".join(f"SUM(own.{m}) AS {m}" for m in measures)
+    sums = ", ".join(f"SUM({m})" for m in measures)
     columns = ", ".join(["org_id", "category_id", *other_keys, *measures])
     return f"""
         INSERT INTO {table} ({columns})
         WITH RECURSIVE {_ancestors_sql()},
-        own AS ({own_sql})
-        SELECT a.anc_id, own.category_id, {by_category}, {sums}
-        FROM own JOIN ancestors a ON a.org_id = own.org_id
-        GROUP BY a.anc_id, own.category_id, {by_category}
+        own AS ({own_sql}),
+        per_category AS (
+            SELECT a.anc_id AS org_id, own.category_id, {by_key}, {own_sums}
+            FROM own JOIN ancestors a ON a.org_id = own.org_id
+            GROUP BY a.anc_id, own.category_id, {by_key}
+        )
+        SELECT org_id, category_id, {plain_keys}, {", ".join(measures)} FROM per_category
         UNION ALL
-        SELECT a.anc_id, NULL, {by_category}, {sums}
-        FROM own JOIN ancestors a ON a.org_id = own.org_id
-        GROUP BY a.anc_id, {by_category}
+        SELECT org_id, NULL, {plain_keys}, {sums}
+        FROM per_category
+        GROUP BY org_id, {plain_keys}
     """
 
 
