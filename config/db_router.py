@@ -37,7 +37,7 @@ PRIMARY_ONLY_APPS = frozenset(
     {"sessions", "auth", "authtoken", "contenttypes", "admin", "otp_totp", "otp_static"}
 )
 
-# The supervisor dashboard's rollup tables are UNLOGGED (casework migration 0021): a
+# The supervisor dashboard's rollup tables are UNLOGGED (casework migration 0022): a
 # standby has no rows for them.
 PRIMARY_ONLY_MODELS = frozenset(
     {"casework.DashboardRollup", "casework.DashboardOpenStats", "casework.DashboardWeekStats"}

@@ -48,7 +48,7 @@ def test_sign_in_models_always_read_the_primary(replica):
 
 
 def test_the_dashboard_rollup_reads_the_primary(replica):
-    # its tables are unlogged (casework migration 0021): a standby has no rows for them
+    # its tables are unlogged (casework migration 0022): a standby has no rows for them
     from casework.models import DashboardOpenStats, DashboardRollup, DashboardWeekStats
 
     with replica_reads():

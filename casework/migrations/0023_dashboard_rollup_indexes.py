@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("casework", "0021_dashboard_rollup_unlogged"),
+        ("casework", "0022_dashboard_rollup_unlogged"),
     ]
 
     operations = [

@@ -26,6 +26,6 @@ def set_logged(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("casework", "0020_dashboard_rollup")]
+    dependencies = [("casework", "0021_partial_holder_indexes")]
 
     operations = [migrations.RunPython(set_unlogged, set_logged)]
