@@ -435,6 +435,7 @@ RESOLVED_PAYLOAD = {
     False: _canonical({"outcome": "partly"}),
 }
 REJECTED_PAYLOAD = _canonical({"reason": "out_of_scope"})
+PAUSED = "36000 seconds"  # what is left of an awaiting-youth case's stage
 HASH_CHECKED_CASES = 40  # the first cases of every chunk: each event hashed both ways
 
 
@@ -484,221 +485,229 @@ def generate_chunk(world: World, start: int, stop: int, event_id_base: int, out)
             return stations_of[districts[org_index % len(districts)]][0]
         return candidates[org_index % len(candidates)]
 
-    for i in range(start, stop):
-        case_id = i + 1
-        state = state_of(i)
-        is_open = state in OPEN_STATES
-        long_timeline = i in world.long_cases
-        if long_timeline:
-            state = "coordinating"
-            is_open = True
-        result.states[state] = result.states.get(state, 0) + 1
-        category_id, category_code, sensitive = categories[i % len(categories)]
-        youth = youth_first + (i * 7919) % youth_count
-        urgency = "normal" if i % 10 < 7 else ("high" if i % 10 < 9 else "urgent")
+    def stream() -> Iterator[str]:
+        # Generates every case of the chunk, yielding its events' COPY lines as they are
+        # made: the events' COPY (the biggest) runs in PostgreSQL while Python builds the
+        # next cases, and the case, rating and notification rows gather for their own COPY.
+        nonlocal next_event_id
+        for i in range(start, stop):
+            case_id = i + 1
+            state = state_of(i)
+            is_open = state in OPEN_STATES
+            long_timeline = i in world.long_cases
+            if long_timeline:
+                state = "coordinating"
+                is_open = True
+            result.states[state] = result.states.get(state, 0) + 1
+            category_id, category_code, sensitive = categories[i % len(categories)]
+            youth = youth_first + (i * 7919) % youth_count
+            urgency = "normal" if i % 10 < 7 else ("high" if i % 10 < 9 else "urgent")
 
-        # Who holds it: mostly districts and their branches, some universities.
-        r = rnd.random()
-        if r < 0.45:
-            holder = districts[rnd.randrange(len(districts))]
-        elif r < 0.90:
-            holder = branches[rnd.randrange(len(branches))]
-        else:
-            holder = universities[rnd.randrange(len(universities))]
-        escalated = (not long_timeline) and rnd.random() < ESCALATED_SHARE
-        first_holder = holder
-        if escalated:
-            # The sweep moved it up: from a branch to its district, or a district to its city.
-            holder = orgs[holder].parent
-        region = orgs[first_holder].region_code
-
-        # Times: open cases are recent, finished ones spread over two years.
-        if is_open:
-            age = timedelta(seconds=rnd.randrange(3600, 60 * 86400))
-        else:
-            age = timedelta(seconds=rnd.randrange(7 * 86400, 730 * 86400))
-        submitted_at = (now - age).replace(microsecond=rnd.randrange(1_000_000))
-        step = max(age / 12, timedelta(minutes=5))
-
-        org_id = org_ids[first_holder]
-        handler = world.handler_of.get(holder)
-        station_index = None
-        steps = PATH_TO[state]
-        events: list[tuple] = []  # (kind, from, to, actor, org, at, payload_json)
-        at = submitted_at
-        # Payloads as _canonical writes them (keys sorted, no spaces): formatted directly,
-        # their values being plain ASCII codes and numbers (checked per chunk below).
-        payload = f'{{"category":"{category_code}","region":"{region}","urgency":"{urgency}"}}'
-        events.append(("submitted", "", "submitted", youth, org_id, at, payload))
-        payload = f'{{"considered":{1 + (i % 4)},"org":{org_id},"rule":"region"}}'
-        events.append(("routed", "", "", None, org_id, at, payload))
-        if escalated:
-            at = at + step
-            new_org = org_ids[holder]
-            payload = f'{{"from_org":{org_id},"reason":"sla_breach","to_org":{new_org}}}'
-            org_id = new_org
-            events.append(("escalated", "", "", None, org_id, at, payload))
-        for kind in steps:
-            at = at + step
-            from_state, to_state = TRANSITION_STATES[kind]
-            actor = handler
-            payload = EMPTY
-            if kind == "verification_scheduled":
-                station_index = station_for(holder)
-                payload = f'{{"station":{org_ids[station_index]}}}'
-            elif kind == "verification_confirmed":
-                actor = world.verifier_of.get(station_index, handler)
-            elif kind == "resolved":
-                payload = RESOLVED_PAYLOAD[i % 5 != 0]
-            elif kind == "rated" or kind == "withdrawn":
-                actor = youth
-            elif kind == "rejected":
-                payload = REJECTED_PAYLOAD
-            events.append((kind, from_state, to_state, actor, org_id, at, payload))
-        if long_timeline:
-            while len(events) < LONG_TIMELINE_EVENTS:
-                at = at + timedelta(minutes=17)
-                events.append(("comment", "", "", handler, org_id, at, EMPTY))
-        last_at = at
-
-        # The chain.
-        prev = ""
-        for seq, (kind, from_state, to_state, actor, ev_org, ev_at, payload) in enumerate(
-            events, 1
-        ):
-            at_text = _iso(ev_at)
-            digest = chain_hash(
-                case_id, seq, kind, from_state, to_state, actor, ev_org, at_text, payload, prev
-            )
-            if i - start < HASH_CHECKED_CASES:
-                if _canonical(json.loads(payload)) != payload:
-                    raise RuntimeError(f"a loaded payload is not canonical JSON: {payload}")
-                expected = compute_hash(
-                    case_id=case_id,
-                    seq=seq,
-                    kind=kind,
-                    from_state=from_state,
-                    to_state=to_state,
-                    actor_id=actor,
-                    org_id=ev_org,
-                    at=ev_at,
-                    payload=json.loads(payload),
-                    prev_hash=prev,
-                )
-                if expected != digest:
-                    raise RuntimeError("the fast hash differs from casework.events.compute_hash")
-                result.checked_hash = True
-            next_event_id += 1
-            event_rows.append(
-                f"{next_event_id}\t{case_id}\t{seq}\t{kind}\t{from_state}\t{to_state}\t"
-                f"{NULL if actor is None else actor}\t{ev_org}\t{at_text}\t{payload}\t"
-                f"{prev}\t{digest}\n"
-            )
-            prev = digest
-        last_event_id = next_event_id
-        result.events += len(events)
-
-        # The case row.
-        if state == "awaiting_youth":
-            stage_due = None
-            remind = None
-        elif is_open:
-            if rnd.random() < OVERDUE_SHARE:
-                stage_due = now - timedelta(seconds=rnd.randrange(60, 7200))
-                remind = None
+            # Who holds it: mostly districts and their branches, some universities.
+            r = rnd.random()
+            if r < 0.45:
+                holder = districts[rnd.randrange(len(districts))]
+            elif r < 0.90:
+                holder = branches[rnd.randrange(len(branches))]
             else:
-                stage_due = now + timedelta(seconds=rnd.randrange(3600, 10 * 86400))
-                remind = stage_due - timedelta(hours=6) if state != "feedback_given" else None
-        else:
-            stage_due = remind = None
-        closed_at = last_at if not is_open else None
-        outcome = ""
-        if state in ("resolved", "feedback_given", "closed"):
-            outcome = "solved" if i % 5 else "partly"
-        # Every per-row value already in COPY text (no escaping needed: numbers, ASCII
-        # codes, hex, base64 and the escaped text pools); the rest are the constants.
-        case_rows.append(
-            case_template.format_map(
-                {
-                    "id": case_id,
-                    "reference": reference_for(i),
-                    "public_token": f"{case_id:x}-{rnd.getrandbits(96):024x}",
-                    "youth_id": youth,
-                    "category_id": category_id,
-                    "urgency": urgency,
-                    "region_code": region,
-                    "title": titles[i % len(titles)],
-                    "description": descriptions[i % len(descriptions)],
-                    "is_public": "t" if not sensitive and i % 10 != 3 else "f",
-                    "requested_org_id": NULL,
-                    "org_id": org_id,
-                    "assignee_id": handler
-                    if handler is not None and state not in ("submitted", "rejected", "withdrawn")
-                    else NULL,
-                    "station_id": org_ids[station_index] if station_index is not None else NULL,
-                    "state": state,
-                    "resume_state": "coordinating" if state == "awaiting_youth" else "",
-                    "version": len(events) - 1,
-                    "stage_due_at": NULL if stage_due is None else stage_due,
-                    "stage_started_at": last_at if is_open else NULL,
-                    "sla_paused_remaining": "36000 seconds" if state == "awaiting_youth" else NULL,
-                    "sla_breached": "f",
-                    "remind_at": NULL if remind is None else remind,
-                    "stage_reminded": "f",
-                    "escalation_count": 1 if escalated else 0,
-                    "reject_reason": "out_of_scope" if state == "rejected" else "",
-                    "outcome": outcome,
-                    "outcome_note": solved_outcome if outcome else "",
-                    "submitted_at": submitted_at,
-                    "closed_at": NULL if closed_at is None else closed_at,
-                    "updated_at": last_at,
-                    "last_event_seq": len(events),
-                    "last_event_hash": prev,
-                }
+                holder = universities[rnd.randrange(len(universities))]
+            escalated = (not long_timeline) and rnd.random() < ESCALATED_SHARE
+            first_holder = holder
+            if escalated:
+                # The sweep moved it up: from a branch to its district, or a district to its city.
+                holder = orgs[holder].parent
+            region = orgs[first_holder].region_code
+
+            # Times: open cases are recent, finished ones spread over two years.
+            if is_open:
+                age = timedelta(seconds=rnd.randrange(3600, 60 * 86400))
+            else:
+                age = timedelta(seconds=rnd.randrange(7 * 86400, 730 * 86400))
+            submitted_at = (now - age).replace(microsecond=rnd.randrange(1_000_000))
+            step = max(age / 12, timedelta(minutes=5))
+
+            org_id = org_ids[first_holder]
+            handler = world.handler_of.get(holder)
+            station_index = None
+            steps = PATH_TO[state]
+            events: list[tuple] = []  # (kind, from, to, actor, org, at, payload_json)
+            at = submitted_at
+            # Payloads as _canonical writes them (keys sorted, no spaces): formatted directly,
+            # their values being plain ASCII codes and numbers (checked per chunk below).
+            payload = f'{{"category":"{category_code}","region":"{region}","urgency":"{urgency}"}}'
+            events.append(("submitted", "", "submitted", youth, org_id, at, payload))
+            payload = f'{{"considered":{1 + (i % 4)},"org":{org_id},"rule":"region"}}'
+            events.append(("routed", "", "", None, org_id, at, payload))
+            if escalated:
+                at = at + step
+                new_org = org_ids[holder]
+                payload = f'{{"from_org":{org_id},"reason":"sla_breach","to_org":{new_org}}}'
+                org_id = new_org
+                events.append(("escalated", "", "", None, org_id, at, payload))
+            for kind in steps:
+                at = at + step
+                from_state, to_state = TRANSITION_STATES[kind]
+                actor = handler
+                payload = EMPTY
+                if kind == "verification_scheduled":
+                    station_index = station_for(holder)
+                    payload = f'{{"station":{org_ids[station_index]}}}'
+                elif kind == "verification_confirmed":
+                    actor = world.verifier_of.get(station_index, handler)
+                elif kind == "resolved":
+                    payload = RESOLVED_PAYLOAD[i % 5 != 0]
+                elif kind == "rated" or kind == "withdrawn":
+                    actor = youth
+                elif kind == "rejected":
+                    payload = REJECTED_PAYLOAD
+                events.append((kind, from_state, to_state, actor, org_id, at, payload))
+            if long_timeline:
+                while len(events) < LONG_TIMELINE_EVENTS:
+                    at = at + timedelta(minutes=17)
+                    events.append(("comment", "", "", handler, org_id, at, EMPTY))
+            last_at = at
+
+            # The chain.
+            prev = ""
+            for seq, (kind, from_state, to_state, actor, ev_org, ev_at, payload) in enumerate(
+                events, 1
+            ):
+                at_text = _iso(ev_at)
+                digest = chain_hash(
+                    case_id, seq, kind, from_state, to_state, actor, ev_org, at_text, payload, prev
+                )
+                if i - start < HASH_CHECKED_CASES:
+                    if _canonical(json.loads(payload)) != payload:
+                        raise RuntimeError(f"a loaded payload is not canonical JSON: {payload}")
+                    expected = compute_hash(
+                        case_id=case_id,
+                        seq=seq,
+                        kind=kind,
+                        from_state=from_state,
+                        to_state=to_state,
+                        actor_id=actor,
+                        org_id=ev_org,
+                        at=ev_at,
+                        payload=json.loads(payload),
+                        prev_hash=prev,
+                    )
+                    if expected != digest:
+                        raise RuntimeError("the fast hash differs from events.compute_hash")
+                    result.checked_hash = True
+                next_event_id += 1
+                event_rows.append(
+                    f"{next_event_id}\t{case_id}\t{seq}\t{kind}\t{from_state}\t{to_state}\t"
+                    f"{NULL if actor is None else actor}\t{ev_org}\t{at_text}\t{payload}\t"
+                    f"{prev}\t{digest}\n"
+                )
+                prev = digest
+            last_event_id = next_event_id
+            result.events += len(events)
+
+            # The case row.
+            if state == "awaiting_youth":
+                stage_due = None
+                remind = None
+            elif is_open:
+                if rnd.random() < OVERDUE_SHARE:
+                    stage_due = now - timedelta(seconds=rnd.randrange(60, 7200))
+                    remind = None
+                else:
+                    stage_due = now + timedelta(seconds=rnd.randrange(3600, 10 * 86400))
+                    remind = stage_due - timedelta(hours=6) if state != "feedback_given" else None
+            else:
+                stage_due = remind = None
+            closed_at = last_at if not is_open else None
+            outcome = ""
+            if state in ("resolved", "feedback_given", "closed"):
+                outcome = "solved" if i % 5 else "partly"
+            # Every per-row value already in COPY text (no escaping needed: numbers, ASCII
+            # codes, hex, base64 and the escaped text pools); the rest are the constants.
+            case_rows.append(
+                case_template.format_map(
+                    {
+                        "id": case_id,
+                        "reference": reference_for(i),
+                        "public_token": f"{case_id:x}-{rnd.getrandbits(96):024x}",
+                        "youth_id": youth,
+                        "category_id": category_id,
+                        "urgency": urgency,
+                        "region_code": region,
+                        "title": titles[i % len(titles)],
+                        "description": descriptions[i % len(descriptions)],
+                        "is_public": "t" if not sensitive and i % 10 != 3 else "f",
+                        "requested_org_id": NULL,
+                        "org_id": org_id,
+                        "assignee_id": NULL
+                        if handler is None or state in ("submitted", "rejected", "withdrawn")
+                        else handler,
+                        "station_id": org_ids[station_index] if station_index is not None else NULL,
+                        "state": state,
+                        "resume_state": "coordinating" if state == "awaiting_youth" else "",
+                        "version": len(events) - 1,
+                        "stage_due_at": NULL if stage_due is None else stage_due,
+                        "stage_started_at": last_at if is_open else NULL,
+                        "sla_paused_remaining": PAUSED if state == "awaiting_youth" else NULL,
+                        "sla_breached": "f",
+                        "remind_at": NULL if remind is None else remind,
+                        "stage_reminded": "f",
+                        "escalation_count": 1 if escalated else 0,
+                        "reject_reason": "out_of_scope" if state == "rejected" else "",
+                        "outcome": outcome,
+                        "outcome_note": solved_outcome if outcome else "",
+                        "submitted_at": submitted_at,
+                        "closed_at": NULL if closed_at is None else closed_at,
+                        "updated_at": last_at,
+                        "last_event_seq": len(events),
+                        "last_event_hash": prev,
+                    }
+                )
             )
-        )
-        if state == "closed":
-            stars = 3 + (i % 3)
-            rating = {
-                "case_id": case_id,
-                "timeliness": stars,
-                "attitude": min(5, stars + 1),
-                "outcome": stars,
-                "solved": "solved" if outcome == "solved" else "partly",
-                "comment": "",
-                "created_at": last_at,
-                "updated_at": last_at,
-            }
-            rating_rows.append(rating_template.format_map(rating))
-            result.ratings += 1
-        if is_open and handler is not None:
-            # The in-app message to the holder about the latest event: sent, as the
-            # workers leave it.
-            note = {
-                "key": f"load-{last_event_id}-inapp-{handler}",
-                "event_id": last_event_id,
-                "case_id": case_id,
-                "recipient_id": handler,
-                "kind": events[-1][0],
-                "channel": "inapp",
-                "audience": "handler",
-                "context": EMPTY,
-                "status": "sent",
-                "attempts": 1,
-                "next_attempt_at": last_at,
-                "relay_after": last_at,
-                "lease_until": NULL,
-                "last_error": "",
-                "created_at": last_at,
-                "sent_at": last_at,
-            }
-            notification_rows.append(note_template.format_map(note))
-            result.notifications += 1
-        result.cases += 1
+            if state == "closed":
+                stars = 3 + (i % 3)
+                rating = {
+                    "case_id": case_id,
+                    "timeliness": stars,
+                    "attitude": min(5, stars + 1),
+                    "outcome": stars,
+                    "solved": "solved" if outcome == "solved" else "partly",
+                    "comment": "",
+                    "created_at": last_at,
+                    "updated_at": last_at,
+                }
+                rating_rows.append(rating_template.format_map(rating))
+                result.ratings += 1
+            if is_open and handler is not None:
+                # The in-app message to the holder about the latest event: sent, as the
+                # workers leave it.
+                note = {
+                    "key": f"load-{last_event_id}-inapp-{handler}",
+                    "event_id": last_event_id,
+                    "case_id": case_id,
+                    "recipient_id": handler,
+                    "kind": events[-1][0],
+                    "channel": "inapp",
+                    "audience": "handler",
+                    "context": EMPTY,
+                    "status": "sent",
+                    "attempts": 1,
+                    "next_attempt_at": last_at,
+                    "relay_after": last_at,
+                    "lease_until": NULL,
+                    "last_error": "",
+                    "created_at": last_at,
+                    "sent_at": last_at,
+                }
+                notification_rows.append(note_template.format_map(note))
+                result.notifications += 1
+            result.cases += 1
+            yield from event_rows
+            event_rows.clear()
+
+    out(world.event_table, EVENT_COLUMNS, stream())
 
     result.max_event_id = next_event_id
     out(world.case_table, world.case_columns, case_rows)
-    out(world.event_table, EVENT_COLUMNS, event_rows)
     out(world.rating_table, world.rating_columns, rating_rows)
     out(world.notification_table, world.notification_columns, notification_rows)
     return result
