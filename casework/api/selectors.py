@@ -13,11 +13,24 @@ from ..models import Case, CaseEvent, CaseMessage, CoordinationTask
 from ..selectors import cases_visible_to
 
 CASE_RELATED = ("org", "category", "assignee", "station", "requested_org", "youth")
+# A case body shows its people as a reference (id and name): their password hash, contact
+# details and birth date are not read (those are encrypted: each would be decrypted for
+# every row of every page), nor the digests that find people by them.
+PERSON_UNREAD = (
+    "password",
+    "email",
+    "phone",
+    "birth_date",
+    "name_digest",
+    "email_digest",
+    "phone_digest",
+)
+CASE_UNREAD = tuple(f"{who}__{name}" for who in ("youth", "assignee") for name in PERSON_UNREAD)
 
 
 def api_cases(user) -> QuerySet[Case]:
     """The cases a person may list, with everything the case body shows loaded up front."""
-    return cases_visible_to(user).select_related(*CASE_RELATED)
+    return cases_visible_to(user).select_related(*CASE_RELATED).defer(*CASE_UNREAD)
 
 
 def case_for(user, reference: str) -> Case | None:
