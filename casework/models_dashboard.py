@@ -6,7 +6,8 @@ case write touches these tables. Each row counts the cases of the **subtree** of
 ``org`` (the organisation and everything below it), so a dashboard reads the rows
 of its root and of the root's children only: its cost depends on the number of
 children, categories and weeks, not on the number of cases. ``category`` NULL is
-the row for every category together. ``DashboardRollup`` (one row) says when the
+the row for every category together (kept for organisations with children only: a
+leaf's is the sum of its per-category rows). ``DashboardRollup`` (one row) says when the
 figures were taken.
 """
 

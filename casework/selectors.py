@@ -190,11 +190,18 @@ def dashboard(
             Q(pk=root.pk) | Q(path__startswith=root.path, depth=root.depth + 1)
         )
     }
-    category = Q(category_id=category_id) if category_id else Q(category__isnull=True)
-    open_rows = DashboardOpenStats.objects.filter(category, org_id__in=list(orgs))
-    week_rows = DashboardWeekStats.objects.filter(
-        category, org_id__in=list(orgs), week__gte=since.date()
-    )
+    if category_id:
+        rows = Q(category_id=category_id, org_id__in=list(orgs))
+    else:
+        # All categories: the summed row of an organisation with children; a leaf has
+        # only its per-category rows (the rollup does not repeat their sum).
+        leaves = [pk for pk, org in orgs.items() if not org.numchild]
+        parents = [pk for pk, org in orgs.items() if org.numchild]
+        rows = Q(category__isnull=True, org_id__in=parents) | Q(
+            category__isnull=False, org_id__in=leaves
+        )
+    open_rows = DashboardOpenStats.objects.filter(rows)
+    week_rows = DashboardWeekStats.objects.filter(rows, week__gte=since.date())
     # Per child organisation (its subtree) and the root's own cases (the remainder).
     zero = {"total": 0, "open": 0, "overdue": 0, "finished": 0, "on_time": 0, "reopened": 0}
     per_org = {pk: dict(zero) for pk in orgs}

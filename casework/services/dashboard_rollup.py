@@ -6,8 +6,9 @@ and escalation events of the last 53 weeks by (subtree, category, week,
 channel). Each statement aggregates the rows once per holding organisation
 (one pass over the cases, one over the escalation events by their partial
 index) and then adds each organisation's aggregate to itself and to every
-ancestor (the prefixes of its materialised path), once per category and once
-for all categories together (``category`` NULL). Readers keep seeing the
+ancestor (the prefixes of its materialised path), once per category and, for
+organisations with children, once for all categories together (``category``
+NULL). Readers keep seeing the
 previous rows until the commit.
 
 Nothing on the case write path touches the rollup: the figures are as of the
@@ -151,8 +152,12 @@ def _rollup_insert(table: str, keys: list[str], measures: list[str], own_sql: st
     """INSERT the subtree sums of ``own`` rows (per holding organisation) into ``table``.
 
     ``per_category`` adds each organisation's rows to itself and its ancestors; the
-    rows for all categories together (category NULL) are summed from those.
+    rows for all categories together (category NULL) are summed from those, for
+    organisations with children only: a leaf's all-category figures are the sum of
+    its few per-category rows, which the dashboard adds up itself (the leaves hold
+    most rows, and this saves about a fifth of them).
     """
+    org = Organisation._meta.db_table
     other_keys = [k for k in keys if k != "category_id"]
     by_key = ", ".join(f"own.{k}" for k in other_keys)
     plain_keys = ", ".join(other_keys)
@@ -172,6 +177,7 @@ def _rollup_insert(table: str, keys: list[str], measures: list[str], own_sql: st
         UNION ALL
         SELECT org_id, NULL, {plain_keys}, {sums}
         FROM per_category
+        WHERE org_id IN (SELECT id FROM {org} WHERE numchild > 0)
         GROUP BY org_id, {plain_keys}
     """
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from casework import selectors, services
-from casework.models import Case, DashboardRollup
+from casework.models import Case, DashboardRollup, Organisation
 from casework.services.dashboard_rollup import period_start, refresh_dashboard_rollup
 from casework.states import CaseState
 from tests.casework.steps import case_in, submit
@@ -74,7 +74,13 @@ def test_the_rollup_equals_the_live_aggregate(tree):
     run = DashboardRollup.objects.get(pk=1)
     as_of = run.as_of
     checked = 0
-    for root in (tree.province, tree.city, tree.haizhu, tree.baiyun, tree.other_city):
+    roots = [
+        Organisation.objects.get(pk=org.pk)
+        for org in (tree.province, tree.city, tree.haizhu, tree.baiyun, tree.other_city)
+    ]
+    # organisations with children (an all-category row each) and leaves (none) alike
+    assert {bool(root.numchild) for root in roots} == {True, False}
+    for root in roots:
         for category_id in (None, tree.category("study").pk, tree.category("legal").pk):
             for weeks in (4, 12, 52):
                 rolled = selectors.dashboard(
