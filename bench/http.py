@@ -14,6 +14,13 @@ busy organisation), 6 case reads (GET /api/cases/<ref>/), 2 actions (POST
 organisation: each is accepted once, for real) and 4 public lookups (GET
 /api/public/cases/<token>/, anonymous).
 
+gunicorn runs as the Procfile's ``web`` does (``-c config/gunicorn.py``; ``--workers``,
+``--threads`` and ``--worker-class`` override it), its access log in
+var/bench-http-access.log. Each line also gives the CPU per request the server answered
+of gunicorn (``web_cpu_ms_per_request``), of the database's backends
+(``db_cpu_ms_per_request``) and of this client: figures that depend little on what
+else the machine runs, unlike the latencies.
+
 Lines: ``http`` at ``--rate`` (p50/p95/p99 ms, errors), and with ``--search``
 one ``http_step`` per offered rate (``--rate``, then +``--step`` …) until p95
 passes 100 ms, then ``http_max_rate``: the highest offered rate whose p95 stayed
@@ -260,8 +267,8 @@ def start_server(
     ):
         if value:
             env[name] = str(value)
-    (ROOT / "var").mkdir(exist_ok=True)
-    log = open(ROOT / "var" / "bench-http-access.log", "ab")  # noqa: SIM115 (the server's)
+    ACCESS_LOG.parent.mkdir(exist_ok=True)
+    log = open(ACCESS_LOG, "ab")  # noqa: SIM115 (the server's)
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, start_new_session=True)
     log.close()
     # Ready when a worker answers (the master listens long before its workers have booted).
@@ -318,6 +325,18 @@ def _cpu_seconds(pids) -> dict[int, float]:
     return out
 
 
+ACCESS_LOG = ROOT / "var" / "bench-http-access.log"
+
+
+def _served() -> int:
+    """Lines in gunicorn's access log so far: requests it answered."""
+    try:
+        with open(ACCESS_LOG, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return 0
+
+
 class CpuMeter:
     """CPU spent by gunicorn (master and workers) and by the database's backends.
 
@@ -348,15 +367,20 @@ class CpuMeter:
 
     def snapshot(self):
         web, db = self._pids()
-        return _cpu_seconds(web), _cpu_seconds(db)
+        return _cpu_seconds(web), _cpu_seconds(db), _served()
 
     @staticmethod
     def per_request(before, after, requests: int) -> dict:
+        """CPU per request the server answered (its access log), which under overload is
+        fewer than were sent: a request given up by the client may still be served later."""
+
         def spent(b, a):
             return sum(v - b.get(pid, 0.0) for pid, v in a.items())
 
-        n = max(1, requests)
+        served = after[2] - before[2]
+        n = max(1, served if served > 0 else requests)
         return {
+            "served": served,
             "web_cpu_ms_per_request": round(1000 * spent(before[0], after[0]) / n, 2),
             "db_cpu_ms_per_request": round(1000 * spent(before[1], after[1]) / n, 2),
         }
@@ -375,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, help="threads per gthread worker (default: same)")
     parser.add_argument(
-        "--worker-class", help="gunicorn worker class (default: config/gunicorn.py's, gthread)"
+        "--worker-class", help="gunicorn worker class (default: config/gunicorn.py's, sync)"
     )
     parser.add_argument("--timeout", type=float, default=10, help="per request, seconds")
     parser.add_argument(
@@ -413,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
             **cpu,
             workers=args.workers,
             threads=args.threads,
-            worker_class=args.worker_class or "gthread",
+            worker_class=args.worker_class or "default",
             server_rss_mb=server_rss_mb(server),
             load_average=load,
             peak_rss_mb=peak_rss_mb(),

@@ -3,11 +3,23 @@
     gunicorn config.wsgi -c config/gunicorn.py
 
 PORT (8000) or GUNICORN_BIND; WEB_CONCURRENCY worker processes (default 2 per
-CPU, at most 8); GUNICORN_THREADS threads each (default 4: requests mostly wait
-on PostgreSQL); GUNICORN_TIMEOUT seconds before a stuck worker is replaced;
-FORWARDED_ALLOW_IPS: the proxies whose X-Forwarded-* headers are trusted.
-Every thread keeps its own database connection (DATABASE_CONN_MAX_AGE), so a
-node opens up to WEB_CONCURRENCY x GUNICORN_THREADS connections (docs/deploy.md).
+CPU, at most 8); GUNICORN_WORKER_CLASS (default sync: one request at a time per
+process, the waiting ones in the kernel's queue that every worker takes from);
+GUNICORN_THREADS threads per worker with ``gthread`` (default 4);
+GUNICORN_TIMEOUT seconds a sync worker may spend on one request (with gthread:
+without a heartbeat) before it is replaced (default 120: a supervisor's CSV export
+of a large subtree streams for a while); FORWARDED_ALLOW_IPS: the proxies whose
+X-Forwarded-* headers are trusted. Every worker (every thread, with gthread) keeps
+its own database connection (DATABASE_CONN_MAX_AGE), so a node opens up to
+WEB_CONCURRENCY (x GUNICORN_THREADS) connections (docs/deploy.md).
+
+Why sync: an API request here is mostly Python (milliseconds of CPU, little
+waiting on PostgreSQL), so threads in one process mostly contend for the GIL, and
+a gthread worker takes connections while its threads are busy. `python -m bench
+http --worker-class gthread` compares the two: on the shared two cores, at the
+same offered rate and the same CPU per request, 4 gthread workers (4 threads
+each, even at one connection per thread) timed out hundreds of requests where
+4 sync workers served every one (docs/performance.md).
 """
 
 import multiprocessing
@@ -20,14 +32,21 @@ def _int(name: str, default: int) -> int:
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_int('PORT', 8000)}"
 workers = _int("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count(), 8))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or "gthread"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or "sync"
 threads = _int("GUNICORN_THREADS", 4)
-timeout = _int("GUNICORN_TIMEOUT", 30)
+# With gthread: a worker accepts connections while it has fewer than this many open,
+# queueing them behind its busy threads (gunicorn's default, 1000, let one busy worker
+# hoard requests while another sat idle); at one per thread a busy worker leaves them
+# in the kernel's queue. Each open keep-alive connection holds a place too.
+worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", threads)
+timeout = _int("GUNICORN_TIMEOUT", 120)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
-# Recycle workers now and then, so a slow leak never grows without bound.
-max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
-max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 200)
+# Recycle workers now and then, so a slow leak never grows without bound. Not too
+# often: a new worker imports the application again (about 1 s of CPU with its first
+# requests); at 2,000 a busy node (100 requests/s, 4 workers) did so every 80 s.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 10000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 1000)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
