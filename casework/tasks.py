@@ -29,7 +29,9 @@ def visit_reminders_task() -> int:
     return visit_reminder_sweep()
 
 
-@shared_task(name="casework.refresh_dashboard", queue=SWEEPS_QUEUE, ignore_result=True)
+# On the default queue: a rebuild takes seconds at scale and must not hold a sweeps
+# worker slot while the SLA sweep waits.
+@shared_task(name="casework.refresh_dashboard", queue="default", ignore_result=True)
 def refresh_dashboard_task() -> int:
     """Rebuild the supervisor dashboard's rollup (every minute from beat); 0 if one ran."""
     from casework.services.dashboard_rollup import refresh_dashboard_rollup

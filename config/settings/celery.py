@@ -39,11 +39,15 @@ CELERY_BEAT_SCHEDULE: dict = {
         "options": {"queue": "sweeps", "expires": 55},
     },
     # The supervisor dashboard reads per-subtree counts rebuilt set-based each minute
-    # (casework.services.dashboard_rollup); a rebuild already running makes the next one a no-op.
+    # (casework.services.dashboard_rollup); a rebuild already running makes the next one a
+    # no-op. On the default queue: it takes seconds at scale and must not delay the sweep.
     "refresh-dashboard": {
         "task": "casework.refresh_dashboard",
         "schedule": DASHBOARD_REFRESH_SECONDS,
-        "options": {"queue": "sweeps", "expires": max(1.0, DASHBOARD_REFRESH_SECONDS - 5)},
+        "options": {
+            "queue": CELERY_TASK_DEFAULT_QUEUE,
+            "expires": max(1.0, DASHBOARD_REFRESH_SECONDS - 5),
+        },
     },
     # Scores are kept current incrementally; the nightly full recompute re-bases their
     # epoch, corrects any drift and writes the day's snapshot for the trends.
