@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from casework.models import Case
     from casework.services import sla_sweep
-    from casework.services.sweep import breach_candidates
+    from casework.services.sweep import DEFAULT_WORKERS, breach_candidates
 
     due = breach_candidates(datetime.now(UTC)).count()
     progress(f"reference sweep (and the app sweep over {due} overdue cases)")
@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         critical=result.critical,
         batches=result.batches,
         batch_size=args.batch_size or getattr(settings, "SLA_SWEEP_BATCH_SIZE", 1000),
-        workers=getattr(settings, "SLA_SWEEP_WORKERS", 1),
+        workers=getattr(settings, "SLA_SWEEP_WORKERS", DEFAULT_WORKERS),
         seconds=round(seconds, 3),
         app_rate=round(app_rate, 1),
         reference_due=ref_due,

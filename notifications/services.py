@@ -353,19 +353,23 @@ _FACTS_SQL = """jsonb_build_object(
                 FROM jsonb_each(e.payload) AS p(k, v) WHERE k = ANY(%s)))"""
 
 
-def outbox_insert_from(source: str) -> tuple[str, list]:
+def outbox_insert_from(source: str, cases: str | None = None) -> tuple[str, list]:
     """``INSERT`` of one outbox row per event of ``source`` (a table or CTE with the
     event columns) that tells anyone, for a caller's statement (PostgreSQL).
-    Returns (sql ending in ``RETURNING id``, params); pass the ids to ``outbox_written``."""
+    ``cases`` is where the cases' current values are read (default: the case table;
+    a CTE returning the rows the same statement updates, which the table does not
+    show yet). Returns (sql ending in ``RETURNING id``, params); pass the ids to
+    ``outbox_written``."""
     from casework.models import Case
 
     now = timezone.now()
     relay_after = now + timedelta(seconds=settings.NOTIFICATIONS_RELAY_GRACE_SECONDS)
+    cases = cases or f'"{Case._meta.db_table}"'
     sql = (
         f'INSERT INTO "{OutboxEvent._meta.db_table}" '
         "(event_id, case_id, kind, facts, created_at, relay_after) "
         f"SELECT e.id, e.case_id, e.kind, {_FACTS_SQL}, %s, %s "
-        f'FROM {source} e JOIN "{Case._meta.db_table}" c ON c.id = e.case_id '
+        f"FROM {source} e JOIN {cases} c ON c.id = e.case_id "
         "WHERE e.kind = ANY(%s) RETURNING id"
     )
     return sql, [list(_PAYLOAD_KEYS), now, relay_after, sorted(RECIPIENTS)]

@@ -7,11 +7,13 @@ locked by another sweep (or by a person acting on it) is skipped and picked up
 by the next batch or the next run, and a case a sweep has handled no longer
 matches, so two sweeps at once act on each case exactly once.
 
-Per batch the work is set-based: the new holders and deadlines are computed in
-Python, the timeline events are built with ``build_event`` (which moves each
-case's hash-chain head) and inserted with one ``bulk_create``, the cases are
-updated with one statement, one outbox row per event comes from ``write_outbox``
-and the open human tasks follow with one ``move_open_tasks`` UPDATE. No flow
+Per batch the work is set-based. Breaches on PostgreSQL: one statement locks
+the batch, computes each case's new holder, deadlines, event payload and hash
+(lookup tables built in Python once per sweep), updates the cases and inserts
+the events, their outbox rows and score queue rows; one ``move_open_tasks``
+UPDATE moves the open human tasks. Breach batches run on two connections at
+once (``SLA_SWEEP_WORKERS``). Reminders, side deadlines and breaches on SQLite
+build their events in Python (``build_event`` / ``_event_row``). No flow
 activation runs per case: that would cost tens of milliseconds a case.
 
 Only the rating window's end (a handful of cases at a time) goes through the
@@ -152,6 +154,7 @@ class _Deadlines:
         self.codes = dict(Category.objects.values_list("pk", "code"))
         self.cache: dict[tuple, tuple] = {}
         self._targets: dict[int, tuple[int | None, int]] = {}
+        self._maps: list[str] | None = None
 
     def targets(self, org_ids: set[int]) -> dict[int, tuple[int | None, int]]:
         """``_escalation_targets``, remembered for the rest of this sweep."""
@@ -159,6 +162,31 @@ class _Deadlines:
         if missing:
             self._targets.update(_escalation_targets(missing))
         return self._targets
+
+    def pg_maps(self) -> list[str]:
+        """The lookup tables of ``_breach_batch_pg`` as array literals, built once per
+        sweep: every organisation's escalation target and level, the new deadlines of
+        every category, urgency and stage clock, and the clock of each stage state."""
+        if self._maps is None:
+            targets = _all_escalation_targets()
+            self._targets.update(targets)
+            clocks = {str(state): self.sla.clock_for(state) for state in STAGE_STATES}
+            restarts = [
+                (category_id, urgency, clock, *self.restart_for(category_id, urgency, clock))
+                for category_id in self.codes
+                for urgency in Case.Urgency.values
+                for clock in set(clocks.values())
+            ]
+            columns = [
+                list(targets),
+                [target for target, _level in targets.values()],
+                [level for _target, level in targets.values()],
+                *(list(column) for column in zip(*restarts, strict=True)),
+                list(clocks),
+                list(clocks.values()),
+            ]
+            self._maps = [array_literal(column) for column in columns]
+        return self._maps
 
     def restart(self, case: Case) -> tuple[datetime, datetime | None]:
         return self.restart_for(case.category_id, case.urgency, self.sla.clock_for(case.state))
@@ -169,7 +197,11 @@ class _Deadlines:
             policy = self.sla.policy_for(
                 category_code=self.codes.get(category_id, ""), urgency=urgency
             )
-            self.cache[key] = self.sla.deadlines(policy, clock, self.now, self.calendar)
+            # Most categories share a policy: one calendar walk per policy and clock.
+            walk = (policy, clock)
+            if walk not in self.cache:
+                self.cache[walk] = self.sla.deadlines(policy, clock, self.now, self.calendar)
+            self.cache[key] = self.cache[walk]
         return self.cache[key]
 
 
@@ -193,6 +225,23 @@ def _escalation_targets(org_ids: set[int]) -> dict[int, tuple[int | None, int]]:
         target = None
         for i in range(len(path) - steplen, 0, -steplen):
             pk, usable = ancestors.get(path[:i], (None, False))
+            if usable:
+                target = pk
+                break
+        targets[org_id] = (target, len(path) // steplen)
+    return targets
+
+
+def _all_escalation_targets() -> dict[int, tuple[int | None, int]]:
+    """``_escalation_targets`` of every organisation: one query."""
+    steplen = Organisation.steplen
+    rows = Organisation.objects.values_list("pk", "path", "is_active", "kind")
+    by_path = {path: (pk, active and kind in HOLDING_KINDS) for pk, path, active, kind in rows}
+    targets = {}
+    for path, (org_id, _usable) in by_path.items():
+        target = None
+        for i in range(len(path) - steplen, 0, -steplen):
+            pk, usable = by_path.get(path[:i], (None, False))
             if usable:
                 target = pk
                 break
@@ -333,104 +382,49 @@ _BREACHED_VALUES = ("id", "moved", "org", "due", "remind", "seq", "hash")
 
 
 def _update_breached(rows: list[tuple], now: datetime) -> None:
-    """One UPDATE for the batch's cases (PostgreSQL: one array per column).
+    """The batch's case updates (SQLite; on PostgreSQL ``_breach_batch_pg`` does them).
 
     Each row is (id, moved, org, due, remind, seq, hash). A moved case goes to
     ``org`` with a fresh stage clock and no assignee; a case that stays (the
     top level) gets the critical flag. Both lose their reminder point.
     """
     table = Case._meta.db_table
+    sets = _breached_sets({n: f"%({n})s" for n in _BREACHED_VALUES}, "%(now)s", "0")
+    sql = f'UPDATE "{table}" SET {sets} WHERE id = %(id)s'
+    adapt = connection.ops.adapt_datetimefield_value  # as the ORM stores them
+    params = []
+    for row in rows:
+        values = dict(zip(_BREACHED_VALUES, row, strict=True))
+        values.update(due=adapt(values["due"]), remind=adapt(values["remind"]), now=adapt(now))
+        params.append(values)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            sets = _breached_sets({n: f"v.{n}" for n in _BREACHED_VALUES}, "%s", "false")
-            columns = list(zip(*rows, strict=True))
-            cursor.execute(
-                f'UPDATE "{table}" SET {sets} '
-                "FROM unnest(%s::bigint[], %s::boolean[], %s::bigint[], %s::timestamptz[], "
-                "%s::timestamptz[], %s::integer[], %s::varchar[]) "
-                f"AS v({', '.join(_BREACHED_VALUES)}) "
-                f'WHERE "{table}".id = v.id',
-                [now, now, *(array_literal(column) for column in columns)],
-            )
-            return
-        # SQLite (tests, the embedded demo): the same statement for each row, one call.
-        sets = _breached_sets({n: f"%({n})s" for n in _BREACHED_VALUES}, "%(now)s", "0")
-        sql = f'UPDATE "{table}" SET {sets} WHERE id = %(id)s'
-        adapt = connection.ops.adapt_datetimefield_value  # as the ORM stores them
-        params = []
-        for row in rows:
-            values = dict(zip(_BREACHED_VALUES, row, strict=True))
-            values.update(due=adapt(values["due"]), remind=adapt(values["remind"]), now=adapt(now))
-            params.append(values)
         cursor.executemany(sql, params)
 
 
 def _insert_event_rows(rows: list[tuple], now: datetime) -> list[int]:
     """Insert (case_id, seq, kind, state, org_id, payload json, prev_hash, hash) rows as
-    events at ``now`` by the system (no actor); their ids."""
+    events at ``now`` by the system (no actor); their ids (SQLite)."""
     from casework.models import CaseEvent
 
-    if connection.vendor != "postgresql":
-        created = CaseEvent.objects.bulk_create(
-            [
-                CaseEvent(
-                    case_id=case_id,
-                    seq=seq,
-                    kind=kind,
-                    from_state=state,
-                    to_state=state,
-                    actor_id=None,
-                    org_id=org_id,
-                    at=now,
-                    payload=json.loads(payload),
-                    prev_hash=prev,
-                    hash=digest,
-                )
-                for case_id, seq, kind, state, org_id, payload, prev, digest in rows
-            ]
-        )
-        return [event.pk for event in created]
-    columns = list(zip(*rows, strict=True))
-    sql = (
-        f'INSERT INTO "{CaseEvent._meta.db_table}" (case_id, seq, kind, from_state, to_state, '
-        "actor_id, org_id, at, payload, prev_hash, hash) "
-        "SELECT c, s, k, st, st, NULL, o, %s, p, ph, h FROM unnest(%s::bigint[], %s::integer[], "
-        "%s::varchar[], %s::varchar[], %s::bigint[], %s::jsonb[], %s::varchar[], %s::varchar[]) "
-        "AS t(c, s, k, st, o, p, ph, h) RETURNING id"
+    created = CaseEvent.objects.bulk_create(
+        [
+            CaseEvent(
+                case_id=case_id,
+                seq=seq,
+                kind=kind,
+                from_state=state,
+                to_state=state,
+                actor_id=None,
+                org_id=org_id,
+                at=now,
+                payload=json.loads(payload),
+                prev_hash=prev,
+                hash=digest,
+            )
+            for case_id, seq, kind, state, org_id, payload, prev, digest in rows
+        ]
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [now, *(array_literal(column) for column in columns)])
-        return [pk for (pk,) in cursor.fetchall()]
-
-
-def _insert_breach_events_pg(rows: list[tuple], now: datetime) -> None:
-    """The batch's events, their outbox rows and their score queue rows: one statement."""
-    from casework.models import CaseEvent
-    from notifications.services import outbox_insert_from, outbox_written
-
-    from . import score_queue
-
-    score_queue.hold_for_enqueue()
-    outbox_sql, outbox_params = outbox_insert_from("ev")
-    pending_sql, pending_params = score_queue.pending_insert_from("ev")
-    columns = list(zip(*rows, strict=True))
-    sql = (
-        f'WITH ev AS (INSERT INTO "{CaseEvent._meta.db_table}" (case_id, seq, kind, from_state, '
-        "to_state, actor_id, org_id, at, payload, prev_hash, hash) "
-        "SELECT c, s, k, st, st, NULL, o, %s, p, ph, h FROM unnest(%s::bigint[], %s::integer[], "
-        "%s::varchar[], %s::varchar[], %s::bigint[], %s::jsonb[], %s::varchar[], %s::varchar[]) "
-        "AS t(c, s, k, st, o, p, ph, h) "
-        "RETURNING id, case_id, seq, kind, org_id, actor_id, payload), "
-        f"ob AS ({outbox_sql}), "
-        f"sp AS ({pending_sql}) "
-        "SELECT id FROM ob"
-    )
-    params = [now, *(array_literal(column) for column in columns)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *outbox_params, *pending_params])
-        outbox_ids = [pk for (pk,) in cursor.fetchall()]
-    outbox_written(outbox_ids)
-    score_queue.enqueued()
+    return [event.pk for event in created]
 
 
 def _event_row(case_id, seq, kind, state, org_id, payload, prev, at_text) -> tuple:
@@ -465,6 +459,129 @@ def _event_row(case_id, seq, kind, state, org_id, payload, prev, at_text) -> tup
     )
 
 
+# ``datetime.isoformat`` of a UTC time, as ``_event_row`` hashes the missed deadline.
+_ISO_UTC = (
+    "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+    "CASE WHEN date_trunc('second', {0}) = {0} THEN '' "
+    "ELSE to_char({0} AT TIME ZONE 'UTC', '.US') END || '+00:00'"
+)
+# The canonical JSON of ``casework.events.compute_hash`` (keys sorted, no spaces) of a
+# system event whose strings need no escaping (states, kinds, clocks, times, hashes).
+_PAYLOAD_SQL = (
+    "CASE WHEN o.parent IS NULL "
+    """THEN '{{"clock":"' || k.clock || '","level":' || COALESCE(o.level, 0) """
+    """|| ',"missed":"' || {missed} || '"}}' """
+    """ELSE '{{"clock":"' || k.clock || '","from_org":' || l.org_id || ',"missed":"' """
+    """|| {missed} || '","reason":"sla_breach","to_org":' || o.parent || '}}' END"""
+).format(missed=_ISO_UTC.format("l.stage_due_at"))
+_BLOB_SQL = (
+    """'{"actor":null,"at":"' || %s || '","case":' || calc.id || ',"from":"' || calc.state """
+    """|| '","kind":"' || calc.kind || '","org":' || calc.org || ',"payload":' """
+    """|| calc.payload || ',"prev":"' || calc.prev || '","seq":' || calc.seq """
+    """|| ',"to":"' || calc.state || '"}'"""
+)
+
+
+def _breach_batch_pg(now: datetime, size: int, deadlines: _Deadlines, result: SweepResult) -> int:
+    """``_breach_batch`` on PostgreSQL: one statement for the whole batch.
+
+    It locks the batch (SKIP LOCKED), looks up each case's escalation target and
+    new deadlines in tables Python built once per sweep (``_Deadlines.pg_maps``),
+    computes each event's payload and hash (the canonical form of
+    ``casework.events.compute_hash``: the tests' ``verify_case`` and
+    ``verify_timeline`` check them), updates the cases, and inserts the events,
+    their outbox rows and score queue rows. Only the ids of the moved cases come
+    back to Python, for the one ``move_open_tasks`` UPDATE that follows.
+    """
+    from casework.models import CaseEvent
+    from notifications.services import outbox_insert_from, outbox_written
+    from workflows.engine import move_open_tasks
+
+    from . import score_queue
+
+    with transaction.atomic():
+        score_queue.hold_for_enqueue()
+        lock_sql, lock_params = (
+            breach_candidates(now)
+            .order_by("stage_due_at", "pk")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list(*_BREACH_FIELDS)[:size]
+            .query.sql_with_params()
+        )
+        maps = deadlines.pg_maps()
+        sets = _breached_sets({n: f"v.{n}" for n in _BREACHED_VALUES}, "%s", "false")
+        outbox_sql, outbox_params = outbox_insert_from("ev", cases="cu")
+        pending_sql, pending_params = score_queue.pending_insert_from("ev")
+
+        table = Case._meta.db_table
+        sql = (
+            "WITH o AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[]) "
+            "AS o(id, parent, level)), "
+            "d AS (SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], "
+            "%s::timestamptz[], %s::timestamptz[]) "
+            "AS d(category_id, urgency, clock, due, remind)), "
+            "k AS (SELECT * FROM unnest(%s::varchar[], %s::varchar[]) AS k(state, clock)), "
+            f"l AS MATERIALIZED ({lock_sql}), "
+            "calc AS MATERIALIZED (SELECT l.id, l.state, l.category_id, "
+            "l.last_event_seq + 1 AS seq, l.last_event_hash AS prev, "
+            "o.parent IS NOT NULL AS moved, COALESCE(o.parent, l.org_id) AS org, "
+            "CASE WHEN o.parent IS NULL THEN l.stage_due_at ELSE d.due END AS due, "
+            "CASE WHEN o.parent IS NULL THEN NULL ELSE d.remind END AS remind, "
+            "CASE WHEN o.parent IS NULL THEN %s ELSE %s END AS kind, "
+            f"{_PAYLOAD_SQL} AS payload "
+            "FROM l LEFT JOIN o ON o.id = l.org_id LEFT JOIN k ON k.state = l.state "
+            "LEFT JOIN d ON d.category_id = l.category_id AND d.urgency = l.urgency "
+            "AND d.clock = k.clock), "
+            "v AS MATERIALIZED (SELECT calc.*, "
+            f"encode(sha256(convert_to({_BLOB_SQL}, 'UTF8')), 'hex') "
+            "AS hash FROM calc), "
+            f'cu AS (UPDATE "{table}" SET {sets} FROM v WHERE "{table}".id = v.id '
+            f'AND "{table}".id = ANY(ARRAY(SELECT id FROM v)) '
+            f'RETURNING "{table}".id, "{table}".org_id, "{table}".station_id, '
+            f'"{table}".youth_id, "{table}".reference, "{table}".category_id, '
+            f'"{table}".state, "{table}".stage_due_at, v.moved), '
+            f'ev AS (INSERT INTO "{CaseEvent._meta.db_table}" (case_id, seq, kind, from_state, '
+            "to_state, actor_id, org_id, at, payload, prev_hash, hash) "
+            "SELECT id, seq, kind, state, state, NULL, org, %s, payload::jsonb, prev, hash "
+            "FROM v RETURNING id, case_id, seq, kind, org_id, actor_id, payload), "
+            f"ob AS ({outbox_sql}), "
+            f"sp AS ({pending_sql}) "
+            "SELECT (SELECT count(*) FROM v), (SELECT array_agg(id) FROM v WHERE moved), "
+            "(SELECT count(*) FROM v WHERE moved AND due IS NULL), "
+            "(SELECT array_agg(id) FROM ob)"
+        )
+        params = [
+            *maps,
+            *lock_params,
+            EventKind.SLA_BREACH.value,
+            EventKind.ESCALATED.value,
+            canonical_time(now),
+            now,
+            now,
+            now,
+            *outbox_params,
+            *pending_params,
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            handled, moved, undated, outbox_ids = cursor.fetchone()
+        if undated:
+            # A category or urgency the deadline table lacks: undo rather than lose a clock.
+            raise RuntimeError(f"sla sweep: {undated} escalated cases without a new deadline")
+        moved = moved or []
+        if moved:
+            # A statement of its own: the tasks are found by the ids, as one array, through
+            # their (case, status) index; inside the statement above the planner cannot
+            # know how many rows a CTE holds and probes the index once per case.
+            move_open_tasks(moved)
+        outbox_written(outbox_ids or [])
+        if handled:
+            score_queue.enqueued()
+    result.escalated += len(moved)
+    result.critical += handled - len(moved)
+    return handled
+
+
 def _breach_batch(now: datetime, size: int, deadlines: _Deadlines, result: SweepResult) -> int:
     """Escalate one batch of breached cases one level up (or raise the critical flag).
 
@@ -473,6 +590,8 @@ def _breach_batch(now: datetime, size: int, deadlines: _Deadlines, result: Sweep
     INSERT of the outbox rows and one of the score queue (both from the new
     events, in the database), one UPDATE of the open tasks.
     """
+    if connection.vendor == "postgresql":
+        return _breach_batch_pg(now, size, deadlines, result)
     from notifications.services import write_outbox_for_events
     from workflows.engine import move_open_tasks
 
@@ -522,12 +641,9 @@ def _breach_batch(now: datetime, size: int, deadlines: _Deadlines, result: Sweep
             )
         _update_breached(case_rows, now)
         # The outbox rows and the score queue rows come from the new events in the database.
-        if connection.vendor == "postgresql":
-            _insert_breach_events_pg(event_rows, now)
-        else:
-            event_ids = _insert_event_rows(event_rows, now)
-            write_outbox_for_events(event_ids)
-            enqueue_scores(event_ids)
+        event_ids = _insert_event_rows(event_rows, now)
+        write_outbox_for_events(event_ids)
+        enqueue_scores(event_ids)
         if moved:
             move_open_tasks(moved)
     return len(locked)
