@@ -185,20 +185,22 @@ def load(ratings: int, orgs: int, now: datetime) -> None:
 
     def share_rows():
         for i in range(ratings):
+            category = categories[i % len(categories)]  # the case's (see the cases above)
             if escalated(i):
-                yield (case_ids[i], holder(i), None, 0.2, False)
-                yield (case_ids[i], parent[holder(i)], None, 0.8, True)
+                yield (case_ids[i], category, holder(i), None, 0.2, False)
+                yield (case_ids[i], category, parent[holder(i)], None, 0.8, True)
             else:
-                yield (case_ids[i], holder(i), None, 1.0, True)
-            yield (case_ids[i], None, staff_ids[i % staff], 1.0, True)
+                yield (case_ids[i], category, holder(i), None, 1.0, True)
+            yield (case_ids[i], category, None, staff_ids[i % staff], 1.0, True)
 
     shares = share_rows()
     share_count = ratings * 2 + sum(1 for i in range(ratings) if escalated(i))
 
     def share_values(_i: int) -> dict:
-        case_id, org, user, share, on_time = next(shares)
+        case_id, category, org, user, share, on_time = next(shares)
         return {
             "case_id": case_id,
+            "category_id": category,
             "org_id": org,
             "user_id": user,
             "share": share,

@@ -974,10 +974,14 @@ class ScoreShare(models.Model):
     """Who a rated case is attributed to: an organisation by the share of time it held the
     case (and whether it missed a deadline), or a staff member who handled it (share 1).
 
-    Computed from the timeline when the case is rated.
+    Computed from the timeline when the case is rated. ``category`` is a copy of the
+    case's, so the full recompute reads the attribution and the ratings without the
+    cases; a database trigger (migration 0024, PostgreSQL) updates the copies in the statement
+    that re-categorises a case.
     """
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="score_shares")
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+", **CACHE_FK)
     org = models.ForeignKey(
         Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )

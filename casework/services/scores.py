@@ -285,11 +285,21 @@ def attribution_rows(
     found = formulas.attribute(
         entries, until=until, assignee_id=case.assignee_id, youth_id=case.youth_id
     )
+    category_id = case.category_id
     rows = [
-        ScoreShare(case_id=case.pk, org_id=org, share=share, on_time=found.on_time[org])
+        ScoreShare(
+            case_id=case.pk,
+            category_id=category_id,
+            org_id=org,
+            share=share,
+            on_time=found.on_time[org],
+        )
         for org, share in sorted(found.shares.items())
     ]
-    rows += [ScoreShare(case_id=case.pk, user_id=user, share=1.0) for user in sorted(found.staff)]
+    rows += [
+        ScoreShare(case_id=case.pk, category_id=category_id, user_id=user, share=1.0)
+        for user in sorted(found.staff)
+    ]
     return rows
 
 
@@ -400,11 +410,16 @@ def _replace_shares_statements(case_id: int, rows: list[ScoreShare]) -> list[tup
     table = ScoreShare._meta.db_table
     statements = [(f"DELETE FROM {table} WHERE case_id = %s", [case_id])]
     if rows:
-        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
-        params = [p for r in rows for p in (case_id, r.org_id, r.user_id, r.share, r.on_time)]
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+        params = [
+            p
+            for r in rows
+            for p in (case_id, r.category_id, r.org_id, r.user_id, r.share, r.on_time)
+        ]
         statements.append(
             (
-                f"INSERT INTO {table} (case_id, org_id, user_id, share, on_time) VALUES {values}",
+                f"INSERT INTO {table} (case_id, category_id, org_id, user_id, share, on_time) "
+                f"VALUES {values}",
                 params,
             )
         )
@@ -487,12 +502,16 @@ def _case_sql(column: str, mapping: dict, default: float) -> tuple[str, list]:
 
 
 def _rated_sql(epoch: datetime) -> tuple[str, list]:
-    """Attribution × ratings × cases, by (org or staff member, category): the rating sums.
+    """Attribution × ratings, by (org or staff member, category): the rating sums.
 
-    One parallel-friendly join and hash aggregate. The group key is one number (an
-    organisation's id, or minus a staff member's), so the planner expects few groups
-    and hashes rather than sorts two million rows; the difficulty is a factor per
-    category, applied to the grouped sums rather than to every row.
+    One parallel-friendly join and hash aggregate over the attribution rows and the
+    ratings only: the case's category is copied on its attribution rows. Each
+    rating's recency, quality and solved value are computed once, where the ratings
+    are read, and the four sums multiply them by each attribution row's share.
+    The group key is one number (an organisation's id, or minus a staff member's),
+    so the planner expects few groups and hashes rather than sorts two million
+    rows; the difficulty is a factor per category, applied to the grouped sums
+    rather than to every row.
     """
     F8 = _f8()
     w = weights()
@@ -501,41 +520,45 @@ def _rated_sql(epoch: datetime) -> tuple[str, list]:
     star = w.star_weights
     star_total = sum(star[k] for k in ("timeliness", "attitude", "outcome", "solved"))
     recency = f"POWER(2{F8}, ({_epoch_seconds_sql('r.created_at')} - %s{F8}) / %s{F8})"
-    part = f"sh.share * {recency}"
     quality = (
         f"(%s{F8} * (r.timeliness - 1) / 4{F8} + %s{F8} * (r.attitude - 1) / 4{F8}"
         f" + %s{F8} * (r.outcome - 1) / 4{F8} + %s{F8} * {solved}) / %s{F8}"
     )
-    recency_params = [_ts(epoch), w.half_life_seconds]
-    grouped = (
-        "SELECT COALESCE(sh.org_id, -sh.user_id) AS subject, c.category_id AS category_id, "
-        f"SUM({part}) AS w, SUM({part} * {quality}) AS q, SUM({part} * {solved}) AS sv, "
-        f"SUM(CASE WHEN sh.on_time THEN {part} ELSE 0{F8} END) AS ot "
-        f"FROM {ScoreShare._meta.db_table} sh "
-        f"JOIN {Rating._meta.db_table} r ON r.case_id = sh.case_id "
-        f"JOIN {Case._meta.db_table} c ON c.id = sh.case_id "
-        "GROUP BY COALESCE(sh.org_id, -sh.user_id), c.category_id"
+    per_rating = (
+        f"SELECT r.case_id AS case_id, {recency} AS p, {quality} AS q, {solved} AS s "
+        f"FROM {Rating._meta.db_table} r"
     )
-    grouped_params = [
-        *recency_params,
-        *recency_params,
+    per_rating_params = [
+        _ts(epoch),
+        w.half_life_seconds,
         star["timeliness"],
         star["attitude"],
         star["outcome"],
         star["solved"],
         *solved_params,
         star_total,
-        *recency_params,
         *solved_params,
-        *recency_params,
     ]
+    # The empty second branch makes the ratings an append relation: PostgreSQL then
+    # computes p, q and s once per rating where it reads them (and still in
+    # parallel), where a plain subquery would be flattened and each of the four sums
+    # would evaluate the power (and the quality) again for every attribution row.
+    ratings = f"{per_rating} UNION ALL {per_rating} WHERE 1 = 0"
+    part = "sh.share * r.p"
+    grouped = (
+        "SELECT COALESCE(sh.org_id, -sh.user_id) AS subject, sh.category_id AS category_id, "
+        f"SUM({part}) AS w, SUM({part} * r.q) AS q, SUM({part} * r.s) AS sv, "
+        f"SUM(CASE WHEN sh.on_time THEN {part} ELSE 0{F8} END) AS ot "
+        f"FROM {ScoreShare._meta.db_table} sh JOIN ({ratings}) r ON r.case_id = sh.case_id "
+        "GROUP BY COALESCE(sh.org_id, -sh.user_id), sh.category_id"
+    )
     sql = (
         "SELECT CASE WHEN subject > 0 THEN subject END AS org_id, "
         "CASE WHEN subject < 0 THEN -subject END AS user_id, category_id, "
         f"{difficulty} * w AS w, {difficulty} * q AS q, {difficulty} * sv AS sv, "
         f"{difficulty} * ot AS ot FROM ({grouped}) g"
     )
-    return sql, [*difficulty_params * 4, *grouped_params]
+    return sql, [*difficulty_params * 4, *per_rating_params * 2]
 
 
 def _events_sql(epoch: datetime) -> tuple[str, list]:
@@ -649,7 +672,9 @@ def reattribute_all(progress: Callable[[int], None] | None = None, chunk: int = 
     ids = list(Rating.objects.order_by("case_id").values_list("case_id", flat=True))
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
-        cases = Case.objects.filter(pk__in=part).only("id", "assignee_id", "youth_id")
+        cases = Case.objects.filter(pk__in=part).only(
+            "id", "assignee_id", "youth_id", "category_id"
+        )
         rated_at = dict(
             Rating.objects.filter(case_id__in=part).values_list("case_id", "created_at")
         )

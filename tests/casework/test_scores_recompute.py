@@ -117,6 +117,45 @@ def test_the_recompute_counts_pending_updates_once(tree):
     assert_agree(stored, full_sums(epoch))
 
 
+@pytest.mark.postgres
+def test_a_recategorised_case_moves_its_attribution_copies_with_it(tree):
+    from casework.models import ScoreShare
+
+    # Given two rated study cases (their attribution rows carry the case's category)
+    study, legal = tree.category("study"), tree.category("legal")
+    a = services.case_rate(
+        case=case_in(tree, CaseState.FEEDBACK_GIVEN, category="study"), actor=tree.youth, **GOOD
+    )
+    b = services.case_rate(
+        case=case_in(tree, CaseState.FEEDBACK_GIVEN, category="study"), actor=tree.youth, **LOW
+    )
+    assert set(ScoreShare.objects.filter(case=a).values_list("category_id", flat=True)) == {
+        study.pk
+    }
+
+    # When one is re-categorised, by a model save and by a queryset update
+    def copies():
+        return set(ScoreShare.objects.filter(case=a).values_list("category_id", flat=True))
+
+    a.category = legal
+    a.save()
+    assert copies() == {legal.pk}
+    Case.objects.filter(pk=a.pk).update(category=study)
+    assert copies() == {study.pk}
+    Case.objects.filter(pk=a.pk).update(category=legal)
+    # Then its copies follow in the same transaction and the other case's stay
+    assert set(ScoreShare.objects.filter(case=b).values_list("category_id", flat=True)) == {
+        study.pk
+    }
+    # And the recompute counts the rating in the new category, as a join with the cases would
+    sums = full_sums(timezone.now())
+    org = tree.haizhu.pk
+    assert sums[f"org:{org}:cat:{legal.pk}"].weight > 0
+    assert sums[f"org:{org}:cat:{study.pk}"].weight == pytest.approx(
+        sums[f"org:{org}"].weight - sums[f"org:{org}:cat:{legal.pk}"].weight
+    )
+
+
 def test_the_command_recomputes_with_a_progress_bar_and_writes_the_trend(tree, capsys):
     busy_history(tree)
     call_command("recompute_scores", "--reattribute")
