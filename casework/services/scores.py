@@ -700,6 +700,55 @@ def _settings_for_the_aggregate() -> None:
         cursor.execute("SET LOCAL work_mem = %s", [RECOMPUTE_WORK_MEM])
 
 
+NEW_STATE = "casework_scores_new"
+
+
+def _write_state(sql: str, params: list) -> int:
+    """Replace every ``ScoreState`` row with the rows of the full select; how many.
+
+    PostgreSQL: the select fills a temporary table (``CREATE TABLE … AS`` runs it in
+    parallel, which ``INSERT … SELECT`` would not), and set-based statements bring
+    the rows in line with it: one update of the sums of every subject that has a
+    row; then, only when the counts show there are any, the new subjects added and
+    the rows of subjects that no longer count removed. An update that changes only
+    the sums touches no index and, with the free space the table keeps on each page
+    (migration 0025), writes the new row version on the same page (a HOT update),
+    which also reclaims the versions an earlier recompute left there: rewriting
+    tens of thousands of rows costs about one heap write each, where deleting and
+    inserting them again wrote every index of the table.
+    Elsewhere: the rows come back and are inserted afresh.
+    """
+    state = ScoreState._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.execute(sql, params)
+            found = cursor.fetchall()
+            cursor.execute(f"DELETE FROM {state}")
+            _insert_rows(ScoreState, STATE_COLUMNS, found)
+            return len(found)
+        columns = ", ".join(STATE_COLUMNS)
+        sums = ", ".join(f"{f} = n.{f}" for f in formulas.SUM_FIELDS)
+        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{NEW_STATE}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {NEW_STATE} ({columns}) ON COMMIT DROP AS {sql}", params
+        )
+        rows = cursor.rowcount
+        cursor.execute(f"UPDATE {state} s SET {sums} FROM {NEW_STATE} n WHERE n.key = s.key")
+        updated = cursor.rowcount  # keys are unique on both sides
+        if updated < rows:
+            cursor.execute(
+                f"INSERT INTO {state} ({columns}) SELECT {columns} FROM {NEW_STATE} n "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {state} s WHERE s.key = n.key)"
+            )
+        cursor.execute(f"SELECT count(*) FROM {state}")
+        if cursor.fetchone()[0] > rows:
+            cursor.execute(
+                f"DELETE FROM {state} s WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {NEW_STATE} n WHERE n.key = s.key)"
+            )
+        return rows
+
+
 def recompute_scores(
     *,
     now: datetime | None = None,
@@ -709,10 +758,11 @@ def recompute_scores(
 ) -> int:
     """Rebuild every ``ScoreState`` from the ratings and the timeline, re-based to ``now``.
 
-    One ``INSERT … SELECT`` computes every row in the database. Holds the scores
-    lock exclusively, so incremental updates wait and then land on the new rows
-    and the new epoch. ``reattribute`` also derives each case's attribution from
-    its timeline again. Writes today's snapshot for the trends. Returns the row count.
+    One aggregate statement computes every row in the database (``_full_select``),
+    written by ``_write_state``. Holds the scores lock exclusively, so incremental
+    updates wait and then land on the new rows and the new epoch. ``reattribute``
+    also derives each case's attribution from its timeline again. Writes today's
+    snapshot for the trends. Returns the row count.
     """
     now = now or timezone.now()
 
@@ -740,16 +790,8 @@ def recompute_scores(
             reattribute_all(counted)
         step("aggregate", 0, 1)
         _difficulty_cache.clear()
-        # A SELECT, not INSERT … SELECT: PostgreSQL runs only the former in parallel.
-        # The sums are computed in the database; only the grouped rows (one per
-        # subject) come back, to be copied in.
-        with connection.cursor() as cursor:
-            cursor.execute(*_full_select(now))
-            found = cursor.fetchall()
-            cursor.execute(f"DELETE FROM {ScoreState._meta.db_table}")
-        _insert_rows(ScoreState, STATE_COLUMNS, found)
+        rows = _write_state(*_full_select(now))
         ScoreEpoch.objects.filter(pk=1).update(epoch=now)
-        rows = len(found)
         step("aggregate", 1, 1)
         if snapshot:
             write_snapshot(now=now)

@@ -117,6 +117,23 @@ def test_the_recompute_counts_pending_updates_once(tree):
     assert_agree(stored, full_sums(epoch))
 
 
+def test_the_recompute_updates_adds_and_removes_rows(tree):
+    # Given stored rows where one subject lost its row and a stale one has a row
+    busy_history(tree)
+    recompute_scores()
+    kept = set(ScoreState.objects.values_list("key", flat=True))
+    lost = f"org:{tree.haizhu.pk}"
+    ScoreState.objects.filter(key=lost).delete()
+    ScoreState.objects.filter(key=f"user:{tree.handler.pk}").update(weight=1234.0)
+    ScoreState.objects.create(key="org:987654", org_id=987654, weight=5.0)
+    # When the scores are recomputed
+    rows = recompute_scores()
+    # Then every subject has exactly its recomputed row
+    epoch, stored = stored_sums()
+    assert set(stored) == kept and rows == len(kept)
+    assert_agree(stored, full_sums(epoch))
+
+
 @pytest.mark.postgres
 def test_a_recategorised_case_moves_its_attribution_copies_with_it(tree):
     from casework.models import ScoreShare
