@@ -165,7 +165,8 @@ async def one_request(port, method, path, headers, body, timeout) -> tuple[int, 
 
 async def offer_load(port: int, offer: Offer, rate: float, duration: float, timeout: float):
     """Send ``rate`` requests a second for ``duration`` seconds on schedule; collect results."""
-    results: list[tuple[str, int, float]] = []  # (kind, status or 0, latency ms)
+    # (kind, status or 0, latency ms, send lag ms: how late the client itself sent it)
+    results: list[tuple[str, int, float, float]] = []
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.2
     total = int(rate * duration)
@@ -173,12 +174,13 @@ async def offer_load(port: int, offer: Offer, rate: float, duration: float, time
     failures: dict[str, int] = {}
 
     async def fire(scheduled: float, kind, method, path, headers, body):
+        lag = (loop.time() - scheduled) * 1000
         try:
             status = await one_request(port, method, path, headers, body, timeout)
         except (TimeoutError, OSError, IndexError, ValueError) as exc:
             status = 0
             failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
-        results.append((kind, status, (loop.time() - scheduled) * 1000))
+        results.append((kind, status, (loop.time() - scheduled) * 1000, lag))
 
     for i in range(total):
         scheduled = start + i / rate
@@ -197,11 +199,12 @@ async def offer_load(port: int, offer: Offer, rate: float, duration: float, time
 
 
 def summarise(results, rate, duration) -> dict:
-    latencies = [ms for _kind, _status, ms in results]
-    errors = [(kind, status) for kind, status, _ms in results if not 200 <= status < 300]
+    latencies = [ms for _kind, _status, ms, _lag in results]
+    lags = [lag for _kind, _status, _ms, lag in results]
+    errors = [(kind, status) for kind, status, _ms, _lag in results if not 200 <= status < 300]
     by_kind = {}
     for kind in ("inbox", "case", "act", "public"):
-        mine = [ms for k, _s, ms in results if k == kind]
+        mine = [ms for k, _s, ms, _lag in results if k == kind]
         if mine:
             by_kind[kind] = {"n": len(mine), "p95_ms": round(percentile(mine, 95), 1)}
     statuses = {}
@@ -216,6 +219,10 @@ def summarise(results, rate, duration) -> dict:
         "p99_ms": round(percentile(latencies, 99), 1),
         "max_ms": round(max(latencies), 1) if latencies else None,
         "errors": len(errors),
+        # The client's own honesty: how late it sent requests against the schedule (its
+        # event loop busy); latencies count from the schedule either way.
+        "send_lag_p99_ms": round(percentile(lags, 99), 1),
+        "send_lag_max_ms": round(max(lags), 1) if lags else None,
         "error_statuses": statuses,
         "by_kind": by_kind,
     }
