@@ -1,7 +1,8 @@
 """`python -m bench task`: human task completions per second through the case flow.
 
 One completion is what the step's page does when its form is posted: find the
-open task of the case in the person's inbox scope (one query, with the case),
+open task of the case in the person's inbox scope (``workflows.selectors.
+open_task_of_case``: one query, with the case and the person's memberships),
 then call the step's one service, which transitions the case, ends the task
 and lets ``workflows.flows.CaseFlow`` route to the next step and create its
 task, with the timeline event and the outbox rows, in one transaction.
@@ -27,8 +28,7 @@ DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_task"
 
 def worker(index: int, clients: int):
     from casework import services
-    from workflows.models import OPEN_TASK_STATUSES
-    from workflows.selectors import _scope, _tasks
+    from workflows.selectors import open_task_of_case
 
     cases, people = load_share(
         index, clients, ("submitted", "accepted", "verifying", "coordinating", "resolved")
@@ -64,12 +64,7 @@ def worker(index: int, clients: int):
         i = rng.randrange(len(cases))
         case = cases[i]
         actor = fresh(people[case[2]])
-        scope = _scope(actor)
-        task = (
-            _tasks().filter(scope, case_id=case[0], status__in=OPEN_TASK_STATUSES).first()
-            if scope is not None
-            else None
-        )
+        task = open_task_of_case(actor, case[0])
         if task is None:
             raise RuntimeError(f"case {case[0]} has no open task for its handler")
         after, service = actions[task.case.state]

@@ -1,18 +1,30 @@
 """Row locks for writing a case: one place that decides how a case is locked."""
 
 from django.db import connection, transaction
-from django.db.models.query import get_related_populators
 
 from .errors import CaseConflict, NotFound
 from .models import Case
 
 
-def lock_case(case_or_id: Case | int, *, expected_version: int | None = None) -> Case:
+def lock_case(
+    case_or_id: Case | int,
+    *,
+    expected_version: int | None = None,
+    actor=None,
+    message: bool = False,
+) -> Case:
     """Lock the case row for this transaction and return a fresh copy of it.
 
     ``expected_version`` is the version the caller last saw (a form's hidden
     field, an API If-Match). When someone else changed the case since, the
     caller gets ``CaseConflict`` instead of silently acting on a newer case.
+
+    ``actor``: the person about to act. On PostgreSQL their memberships come in
+    the same statement and are cached on them (``permissions.roles_of``), so the
+    permission check needs no query of its own; they are read afresh, as of
+    this transaction. ``message``: the service will write one ``CaseMessage``;
+    its id is reserved now (``case._message_id``) so that the timeline event
+    can name it and the message be written with the event (``_core``).
 
     The returned case remembers the values it was read with, so that
     ``save_case`` writes only the columns the service changed.
@@ -25,7 +37,8 @@ def lock_case(case_or_id: Case | int, *, expected_version: int | None = None) ->
     # organisation, PostgreSQL re-checks the join with the new case row but the old
     # organisation row, finds no match and returns nothing; so does a missing case. Both
     # take the slow way below, which tells them apart.
-    case = _LockStatement.get().run(pk)
+    user_id = getattr(actor, "pk", None) if getattr(actor, "is_authenticated", False) else None
+    case = _LockStatement.get(message).run(pk, actor if user_id is not None else None, user_id)
     if case is None:
         # Lock the bare row first, then read it with its joins: with the lock held no
         # one can change the row, so this read is current.
@@ -38,60 +51,121 @@ def lock_case(case_or_id: Case | int, *, expected_version: int | None = None) ->
     return case
 
 
-class _LockStatement:
-    """The locking read of ``lock_case``, compiled once per process and database vendor.
+def _roles_sql() -> str:
+    """The actor's memberships as one JSON array of [organisation id, path, role]."""
+    from .models import Membership, Organisation
 
-    Every transition runs it: Django would otherwise rebuild the same
-    three-table SELECT (some sixty columns) from the queryset each time. It is
-    the queryset's own SQL and its own row-to-object machinery (converters,
-    ``from_db``, the select_related populators), only kept.
+    return (
+        "(SELECT json_agg(json_build_array(m.organisation_id, mo.path, m.role)) "
+        f'FROM "{Membership._meta.db_table}" m '
+        f'JOIN "{Organisation._meta.db_table}" mo ON mo.id = m.organisation_id '
+        "WHERE m.user_id = %s)"
+    )
+
+
+class _LockStatement:
+    """The locking read of ``lock_case``, compiled once per process, vendor and variant.
+
+    Every transition runs it: a ``casework.prepared.ModelRead`` of the case
+    with its organisation and category (some sixty columns), on PostgreSQL a
+    prepared statement with the actor's memberships and, for a service that
+    writes a message, the message's id added to the row.
     """
 
-    _compiled: dict[str, "_LockStatement"] = {}
-    PROBE = -7  # the one parameter: the case id
+    _compiled: dict[tuple[str, bool], "_LockStatement"] = {}
 
     @classmethod
-    def get(cls) -> "_LockStatement":
-        found = cls._compiled.get(connection.vendor)
+    def get(cls, message: bool = False) -> "_LockStatement":
+        key = (connection.vendor, message)
+        found = cls._compiled.get(key)
         if found is None:
-            found = cls._compiled[connection.vendor] = cls()
+            found = cls._compiled[key] = cls(message)
         return found
 
-    def __init__(self):
+    def __init__(self, message: bool):
+        from .prepared import ModelRead
+
         queryset = (
             Case.objects.select_related("org", "category")
             .select_for_update(of=("self",))
-            .filter(pk=self.PROBE)
+            .filter(pk=ModelRead.PROBE)
             .order_by()[:1]
         )
-        compiler = queryset.query.get_compiler(using=queryset.db)
-        self.sql, params = compiler.as_sql()
-        if list(params) != [self.PROBE]:  # pragma: no cover - a Django change would show here
-            raise RuntimeError(f"unexpected parameters in the lock statement: {params!r}")
-        self.compiler = compiler
-        klass_info = compiler.klass_info
-        fields = klass_info["select_fields"]
-        self.start, self.end = fields[0], fields[-1] + 1
-        self.init_list = [f[0].target.attname for f in compiler.select[self.start : self.end]]
-        self.populators = get_related_populators(klass_info, compiler.select, queryset.db)
-        self.db = queryset.db
+        # PostgreSQL: the actor's memberships (and the reserved message id) ride along.
+        self.extras = connection.vendor == "postgresql"
+        self.message = message and self.extras
+        extra = ""
+        if self.extras:
+            extra = _roles_sql()
+            if self.message:
+                from .models import CaseMessage
 
-    def run(self, pk) -> Case | None:
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, [pk])
-            row = cursor.fetchone()
-        if row is None:
+                table = CaseMessage._meta.db_table
+                extra += f", nextval(pg_get_serial_sequence('\"{table}\"', 'id'))"
+        self.read = ModelRead(queryset, extra=extra)
+
+    def run(self, pk, actor, user_id) -> Case | None:
+        found = self.read.run(connection, [user_id, pk] if self.extras else [pk])
+        if found is None:
             return None
-        (row,) = self.compiler.results_iter(results=[[row]])
-        case = Case.from_db(self.db, self.init_list, row[self.start : self.end])
-        for populator in self.populators:
-            populator.populate(row, case)
+        case, extras = found
+        if self.extras:
+            if actor is not None:
+                from .permissions import Role, remember_roles
+
+                roles = tuple(Role(org, path, role) for org, path, role in extras[0] or ())
+                remember_roles(actor, roles)
+            if self.message:
+                case._message_id = extras[1]
         return case
 
 
 def remember_values(case: Case) -> None:
     """Note the column values ``case`` has now (as read, or as just saved)."""
-    case._saved_values = {f.attname: getattr(case, f.attname) for f in Case._meta.concrete_fields}
+    case._saved_values = {name: getattr(case, name) for name, _field, _auto, _get in _case_fields()}
+
+
+_FIELDS: list = []
+
+
+def _case_fields() -> list:
+    """(attname, field, auto_now, value getter) of every column of a case but the primary key."""
+    if not _FIELDS:
+        from .prepared import column_value_getter
+
+        _FIELDS.extend(
+            (f.attname, f, bool(getattr(f, "auto_now", False)), column_value_getter(f))
+            for f in Case._meta.concrete_fields
+            if not f.primary_key
+        )
+    return _FIELDS
+
+
+def _changed(case: Case) -> list:
+    saved = case._saved_values
+    return [
+        entry for entry in _case_fields() if entry[2] or getattr(case, entry[0]) != saved[entry[0]]
+    ]
+
+
+def changed_fields(case: Case) -> list:
+    """The fields of a case from ``lock_case`` changed since it was read (and ``auto_now`` ones)."""
+    return [entry[1] for entry in _changed(case)]
+
+
+def update_statement(case: Case, connection) -> tuple[str, list]:
+    """``UPDATE`` of the columns of a locked case changed since ``lock_case`` read it, as
+    ``save_case`` writes them (each field's own ``pre_save`` and database value, so
+    ``auto_now`` and encrypted fields behave as in ``Model.save``), for a caller's
+    statement; the case then remembers the values written, as after ``save_case``."""
+    changed = _changed(case)
+    sets = ", ".join(f'"{entry[1].column}" = %s' for entry in changed)
+    params = [get(case, False, connection) for _name, _field, _auto, get in changed]
+    params.append(case.pk)
+    saved = case._saved_values
+    for name, _field, _auto, _get in changed:
+        saved[name] = getattr(case, name)
+    return f'UPDATE "{Case._meta.db_table}" SET {sets} WHERE "id" = %s', params
 
 
 def save_case(case: Case) -> None:
@@ -100,15 +174,8 @@ def save_case(case: Case) -> None:
     A case that did not come from ``lock_case`` is saved whole. Writing fewer
     columns also spares re-encrypting the personal fields nobody changed.
     """
-    saved = getattr(case, "_saved_values", None)
-    if saved is None:
+    if getattr(case, "_saved_values", None) is None:
         case.save()
         return
-    changed = [
-        f.name
-        for f in Case._meta.concrete_fields
-        if not f.primary_key
-        and (getattr(f, "auto_now", False) or getattr(case, f.attname) != saved[f.attname])
-    ]
-    case.save(update_fields=changed)
+    case.save(update_fields=[field.name for field in changed_fields(case)])
     remember_values(case)

@@ -46,6 +46,11 @@ def roles_of(user: User | None) -> tuple[Role, ...]:
     return cached
 
 
+def remember_roles(user: User, roles: tuple[Role, ...]) -> None:
+    """Cache memberships read elsewhere (``casework.locks.lock_case`` reads them with the case)."""
+    user._casework_roles = roles
+
+
 def forget_roles(user: User) -> None:
     """Drop the cached memberships (after memberships change)."""
     user.__dict__.pop("_casework_roles", None)
@@ -150,8 +155,44 @@ def appeal_available(case: Case) -> bool:
 
 
 def coordination_complete(case: Case) -> bool:
-    """Every required coordination task is done or waived."""
-    return not case.coordination_tasks.filter(required=True, status="open").exists()
+    """Every required coordination task is done or waived.
+
+    A transition asks twice (``casework.services._core.apply_transition``'s check,
+    then django-fsm's own before it moves the state): within that one call, on
+    the locked case, the answer of the first is kept for the second
+    (``case._conditions``, which only ``apply_transition`` sets and clears).
+    """
+    kept = case.__dict__.get("_conditions")
+    if kept is not None and "coordination_complete" in kept:
+        return kept["coordination_complete"]
+    complete = not _open_required_referral(case.pk)
+    if kept is not None:
+        kept["coordination_complete"] = complete
+    return complete
+
+
+_REFERRAL_PROBE = []
+
+
+def _open_required_referral(case_id) -> bool:
+    """Whether the case has a required coordination task still open (one index probe)."""
+    from django.db import connection
+
+    from .models import CoordinationTask
+
+    if not _REFERRAL_PROBE:
+        from .prepared import Statement
+
+        table = CoordinationTask._meta.db_table
+        _REFERRAL_PROBE.append(
+            Statement(
+                f'SELECT 1 FROM "{table}" WHERE case_id = %s AND required '
+                f"AND status = '{CoordinationTask.Status.OPEN}' LIMIT 1"
+            )
+        )
+    with connection.cursor() as cursor:
+        _REFERRAL_PROBE[0].run(cursor, [case_id])
+        return cursor.fetchone() is not None
 
 
 def dispute_available(case: Case) -> bool:

@@ -81,22 +81,152 @@ def sync_case_tasks(case, *, actor=None, from_state: str | None = None) -> None:
         node.activation_class(task).follow_case(actor=actor)
 
 
-def _follow_known_step(case, from_state: str, actor) -> bool:
-    """The two common moves in the fewest statements; False: take the general way.
+class KnownStep:
+    """The flow's part of a change when it is one of the two common moves (``known_step``).
+
+    ``ctes``: CTE definitions (``name AS (…), …``) with ``%s`` placeholders, for
+    the caller's ``WITH``; ``params``: their values, in order; ``ends``: the
+    CTEs include ``ended`` (the tasks it ended, each one row), whose count the
+    caller hands to ``after_known_step``.
+    """
+
+    __slots__ = ("ctes", "ends", "params")
+
+    def __init__(self, ctes: str, params: list, ends: bool):
+        self.ctes = ctes
+        self.params = params
+        self.ends = ends
+
+
+def known_step(case, from_state: str, actor) -> KnownStep | None:
+    """The two common moves of the flow as SQL, for a statement of the caller's
+    (PostgreSQL; one per change); None: the general way (``sync_case_tasks``).
 
     - The state calls for the same step as before: only the holder may change,
-      one conditional UPDATE (none at all for a step with no open task).
+      one conditional UPDATE (nothing at all for a state with no step).
     - One human step to another: one UPDATE ends the open task and returns it,
-      one INSERT adds the route's record and the next step's task, one INSERT
-      links them: the same rows viewflow's activations write (``follow_case``,
-      ``CaseSwitchActivation.create``, ``CaseTaskActivationMixin.create``),
-      without reading the task first, without viewflow's process lock (the case
-      row lock, held by the caller, already serialises the case's flow) and
-      without the savepoint around it.
+      one INSERT adds the route's record, one the next step's task, one the
+      links between them: the same rows viewflow's activations write
+      (``follow_case``, ``CaseSwitchActivation.create``,
+      ``CaseTaskActivationMixin.create``), without reading the task first,
+      without viewflow's process lock (the case row lock, held by the caller,
+      already serialises the case's flow) and without the savepoint around it.
 
     The end of a process, a listener on ``task_finished`` and anything that
-    does not fit go through viewflow's own activations.
+    does not fit (no open task at the step the state was at: ``after_known_step``)
+    go through viewflow's own activations.
     """
+    before = CaseFlow.node_for_state(from_state)
+    node = CaseFlow.node_for_state(case.state)
+    if before is node:
+        if node is None:
+            return KnownStep("", [], False)
+        holder = node.holder_id(case)
+        sql = (
+            f'held AS (UPDATE "{CaseTask._meta.db_table}" SET org_id = %s::bigint '
+            f"WHERE case_id = %s::bigint AND status IN ({_open_in()}) "
+            "AND flow_task = %s::varchar AND org_id IS DISTINCT FROM %s::bigint)"
+        )
+        return KnownStep(
+            sql, [holder, case.pk, *OPEN_TASK_STATUSES, _node_ref(node), holder], False
+        )
+    if before is None or node is None or task_finished.has_listeners(CaseFlow):
+        return None
+    moment = timezone.now()
+    actor_id = actor.pk if actor is not None else None
+    params = [
+        # ended
+        STATUS.DONE, moment, moment, actor_id, case.pk, _node_ref(before), *OPEN_TASK_STATUSES,
+        # route
+        _node_ref(CaseFlow.route), CaseFlow.route.task_type, STATUS.DONE, moment, moment,
+        moment, case.pk,
+        # next
+        _node_ref(node), node.task_type, STATUS.NEW, moment, case.pk, node.holder_id(case),
+    ]  # fmt: skip
+    return KnownStep(_follow_ctes(), params, True)
+
+
+def after_known_step(case, step: KnownStep, ended: int | None, actor) -> None:
+    """After the caller's statement ran ``step``: the general way when it ended no task."""
+    if not step.ends:
+        return
+    if ended > 1:
+        logger.error("case %s had %d open flow tasks; followed the newest", case.pk, ended)
+    if ended == 0:
+        sync_case_tasks(case, actor=actor)
+
+
+def _follow_known_step(case, from_state: str, actor) -> bool:
+    """``known_step`` on its own (``sync_case_tasks``); False: take the general way."""
+    if connection.vendor != "postgresql":
+        return _follow_step_by_step(case, from_state, actor)
+    step = known_step(case, from_state, actor)
+    if step is None:
+        return False
+    if not step.ctes:
+        return True
+    counted = "SELECT count(*) FROM ended" if step.ends else "SELECT 0"
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {step.ctes} {counted}", step.params)
+        (ended,) = cursor.fetchone()
+    if step.ends and ended > 1:
+        logger.error("case %s had %d open flow tasks; followed the newest", case.pk, ended)
+    return ended > 0 or not step.ends
+
+
+def _node_ref(node) -> str:
+    return CaseTask._meta.get_field("flow_task").get_prep_value(node)
+
+
+def _open_in() -> str:
+    return ", ".join(["%s"] * len(OPEN_TASK_STATUSES))
+
+
+def _end_task_sql(typed: bool = True) -> str:
+    """End the open task at a step: (done, moment, moment, actor, case, step, *open).
+
+    ``typed``: the values cast for PostgreSQL (a prepared statement needs the types)."""
+    ts, bigint, varchar = ("::timestamptz", "::bigint", "::varchar") if typed else ("", "", "")
+    return (
+        f'UPDATE "{CaseTask._meta.db_table}" SET status = %s, '
+        f"started = COALESCE(started, %s{ts}), finished = %s{ts}, "
+        f"owner_id = COALESCE(owner_id, %s{bigint}) "
+        f"WHERE case_id = %s{bigint} AND flow_task = %s{varchar} AND status IN ({_open_in()})"
+    )
+
+
+def _follow_ctes() -> str:
+    """End the open task, add the route record and the next task, link them (PostgreSQL).
+    When no task is open at the expected step it writes nothing and ``ended`` is empty."""
+    task = f'"{CaseTask._meta.db_table}"'
+    link = f'"{CaseTask.previous.through._meta.db_table}"'
+    return f"""ended AS (
+    {_end_task_sql()}
+    RETURNING id, process_id, token
+), last AS (
+    SELECT id, process_id, token FROM ended ORDER BY id DESC LIMIT 1
+), route AS (
+    INSERT INTO {task} (flow_task, flow_task_type, status, created, started, finished,
+                        token, process_id, case_id)
+    SELECT %s::varchar, %s::varchar, %s::varchar, %s::timestamptz, %s::timestamptz,
+           %s::timestamptz, token, process_id, %s::bigint FROM last
+    RETURNING id
+), next AS (
+    INSERT INTO {task} (flow_task, flow_task_type, status, created, token, process_id,
+                        case_id, org_id)
+    SELECT %s::varchar, %s::varchar, %s::varchar, %s::timestamptz, token, process_id,
+           %s::bigint, %s::bigint FROM last
+    RETURNING id
+), links AS (
+    INSERT INTO {link} (from_casetask_id, to_casetask_id)
+    SELECT route.id, last.id FROM route, last
+    UNION ALL SELECT next.id, route.id FROM next, route
+)"""
+
+
+def _follow_step_by_step(case, from_state: str, actor) -> bool:
+    """The two common moves in three statements, for databases without writing CTEs
+    (SQLite); False: take the general way."""
     before = CaseFlow.node_for_state(from_state)
     node = CaseFlow.node_for_state(case.state)
     if before is node:
@@ -109,98 +239,27 @@ def _follow_known_step(case, from_state: str, actor) -> bool:
     if before is None or node is None or task_finished.has_listeners(CaseFlow):
         return False
     moment = timezone.now()
-    values = {
-        "moment": moment,
-        "actor": actor.pk if actor is not None else None,
-        "case": case.pk,
-        "before": _node_ref(before),
-        "route": _node_ref(CaseFlow.route),
-        "route_type": CaseFlow.route.task_type,
-        "node": _node_ref(node),
-        "node_type": node.task_type,
-        "holder": node.holder_id(case),
-        "done": STATUS.DONE,
-        "new": STATUS.NEW,
-        **{f"open{i}": status for i, status in enumerate(OPEN_TASK_STATUSES)},
-    }
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_follow_sql(), values)
-            (ended,) = cursor.fetchone()
-        if ended > 1:
-            logger.error("case %s had %d open flow tasks; followed the newest", case.pk, ended)
-        return ended > 0
-    return _follow_step_by_step(values, node)
-
-
-def _node_ref(node) -> str:
-    return CaseTask._meta.get_field("flow_task").get_prep_value(node)
-
-
-def _open_in() -> str:
-    return ", ".join(f"%(open{i})s" for i in range(len(OPEN_TASK_STATUSES)))
-
-
-def _end_task_sql() -> str:
-    return (
-        f'UPDATE "{CaseTask._meta.db_table}" SET status = %(done)s, '
-        "started = COALESCE(started, %(moment)s), finished = %(moment)s, "
-        "owner_id = COALESCE(owner_id, %(actor)s) "
-        f"WHERE case_id = %(case)s AND flow_task = %(before)s AND status IN ({_open_in()})"
-    )
-
-
-def _follow_sql() -> str:
-    """One statement (PostgreSQL): end the open task, add the route record and the next task,
-    link them. When no task is open at the expected step it writes nothing and says 0."""
-    task = f'"{CaseTask._meta.db_table}"'
-    link = f'"{CaseTask.previous.through._meta.db_table}"'
-    return f"""
-WITH ended AS (
-    {_end_task_sql()}
-    RETURNING id, process_id, token
-), last AS (
-    SELECT id, process_id, token FROM ended ORDER BY id DESC LIMIT 1
-), route AS (
-    INSERT INTO {task} (flow_task, flow_task_type, status, created, started, finished,
-                        token, process_id, case_id)
-    SELECT %(route)s, %(route_type)s, %(done)s, %(moment)s, %(moment)s, %(moment)s,
-           token, process_id, %(case)s FROM last
-    RETURNING id
-), next AS (
-    INSERT INTO {task} (flow_task, flow_task_type, status, created, token, process_id,
-                        case_id, org_id)
-    SELECT %(node)s, %(node_type)s, %(new)s, %(moment)s, token, process_id, %(case)s,
-           %(holder)s FROM last
-    RETURNING id
-), links AS (
-    INSERT INTO {link} (from_casetask_id, to_casetask_id)
-    SELECT route.id, last.id FROM route, last
-    UNION ALL SELECT next.id, route.id FROM next, route
-)
-SELECT count(*) FROM ended"""
-
-
-def _follow_step_by_step(values: dict, node) -> bool:
-    """``_follow_sql`` in three statements, for databases without writing CTEs (SQLite)."""
     with connection.cursor() as cursor:
-        cursor.execute(f"{_end_task_sql()} RETURNING id, process_id, token", values)
+        cursor.execute(
+            f"{_end_task_sql(typed=False)} RETURNING id, process_id, token",
+            [
+                STATUS.DONE, moment, moment, actor.pk if actor is not None else None,
+                case.pk, _node_ref(before), *OPEN_TASK_STATUSES,
+            ],
+        )  # fmt: skip
         ended = cursor.fetchall()
     if not ended:
         return False
     if len(ended) > 1:
-        logger.error(
-            "case %s had %d open flow tasks; followed the newest", values["case"], len(ended)
-        )
+        logger.error("case %s had %d open flow tasks; followed the newest", case.pk, len(ended))
     done_id, process_id, token = max(ended)
-    common = {"process_id": process_id, "case_id": values["case"], "token": Token(token)}
-    moment = values["moment"]
+    common = {"process_id": process_id, "case_id": case.pk, "token": Token(token)}
     made = CaseTask.objects.bulk_create(
         [
             CaseTask(
                 flow_task=CaseFlow.route,
-                flow_task_type=values["route_type"],
-                status=values["done"],
+                flow_task_type=CaseFlow.route.task_type,
+                status=STATUS.DONE,
                 created=moment,
                 started=moment,
                 finished=moment,
@@ -208,10 +267,10 @@ def _follow_step_by_step(values: dict, node) -> bool:
             ),
             CaseTask(
                 flow_task=node,
-                flow_task_type=values["node_type"],
-                status=values["new"],
+                flow_task_type=node.task_type,
+                status=STATUS.NEW,
                 created=moment,
-                org_id=values["holder"],
+                org_id=node.holder_id(case),
                 **common,
             ),
         ]

@@ -17,7 +17,7 @@ from ..events import EventKind, append_event
 from ..locks import lock_case
 from ..models import Case, CaseMessage, Category, Organisation, User, Verification
 from ..states import CaseState
-from ._core import apply_transition, check_transition, finish_change
+from ._core import add_message, apply_transition, check_transition, finish_change
 from .ratings import refuse_unratable, save_rating, validate_rating
 from .routing import move_case
 from .scores import record_events, record_rating
@@ -30,8 +30,7 @@ def _required_text(value: str | None, field: str, message=None) -> str:
     return text
 
 
-def _add_message(case: Case, author: User | None, kind: str, body: str, **kw) -> CaseMessage:
-    return CaseMessage.objects.create(case=case, author=author, kind=kind, body=body, **kw)
+_add_message = add_message
 
 
 def _assign_if_unassigned(actor: User):
@@ -142,7 +141,7 @@ def case_submit(
 def case_accept(*, case: Case | int, actor: User, expected_version: int | None = None) -> Case:
     """Intake review accepts the case; offline verification comes next."""
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
+        case = lock_case(case, expected_version=expected_version, actor=actor)
         apply_transition(
             case, "accept", actor=actor, kind=EventKind.ACCEPTED, then=_assign_if_unassigned(actor)
         )
@@ -164,7 +163,7 @@ def case_reject(
             field_errors={"reason": [str(_("Choose a reason for the rejection."))]},
         )
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
+        case = lock_case(case, expected_version=expected_version, actor=actor)
         check_transition(case, "reject", actor)
         payload = {"reason": reason}
         if note.strip():
@@ -183,7 +182,7 @@ def case_appeal(
     from workflows.engine import start_case_flow
 
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
+        case = lock_case(case, expected_version=expected_version, actor=actor)
         payload = {}
         if statement.strip():
             payload["message"] = _add_message(
@@ -209,7 +208,7 @@ def case_schedule_verification(
     The verification is done by a station, or by the holding organisation's own verifiers.
     """
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
+        case = lock_case(case, expected_version=expected_version, actor=actor)
         if station is not None and (
             station.kind != Organisation.Kind.STATION
             or not station.is_active
@@ -240,7 +239,7 @@ def case_record_verification(
     """The verifier records what was found in person; a disconfirmation rejects the case."""
     findings = _required_text(findings, "findings")
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
+        case = lock_case(case, expected_version=expected_version, actor=actor)
         # Findings either way come from a verifier of a case under verification: the
         # disconfirming outcome must not let anyone who may reject record "findings".
         check_transition(case, "confirm", actor)
@@ -271,7 +270,7 @@ def case_request_info(
     """Ask the youth for information; the SLA clock pauses until they answer."""
     question = _required_text(question, "question")
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
+        case = lock_case(case, expected_version=expected_version, actor=actor, message=True)
         check_transition(case, "request_info", actor)
         msg = _add_message(case, actor, CaseMessage.Kind.QUESTION, question)
         apply_transition(
@@ -290,7 +289,7 @@ def case_provide_info(
     """The youth answers; the case returns to where it was and its clock resumes."""
     answer = _required_text(answer, "answer")
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
+        case = lock_case(case, expected_version=expected_version, actor=actor, message=True)
         check_transition(case, "provide_info", actor)
         msg = _add_message(case, actor, CaseMessage.Kind.ANSWER, answer)
         apply_transition(
@@ -317,9 +316,11 @@ def case_resolve(
         raise ValidationFailed(field_errors={"outcome": [str(_("Choose an outcome."))]})
     note = _required_text(note, "note")
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
-        check_transition(case, "resolve", actor)
-        case.outcome_note = note
+        case = lock_case(case, expected_version=expected_version, actor=actor)
+
+        def record_note(case: Case) -> None:
+            case.outcome_note = note
+
         apply_transition(
             case,
             "resolve",
@@ -327,6 +328,7 @@ def case_resolve(
             kind=EventKind.RESOLVED,
             payload={"outcome": outcome},
             args=(outcome,),
+            then=record_note,
         )
     return case
 
@@ -337,7 +339,7 @@ def case_give_feedback(
     """Tell the youth the outcome ("及时反馈结果"); the rating window opens."""
     message = _required_text(message, "message")
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
+        case = lock_case(case, expected_version=expected_version, actor=actor, message=True)
         check_transition(case, "give_feedback", actor)
         msg = _add_message(case, actor, CaseMessage.Kind.FEEDBACK, message)
         apply_transition(
@@ -379,7 +381,7 @@ def case_rate(
         timeliness=timeliness, attitude=attitude, outcome=outcome, solved=solved
     )
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
+        case = lock_case(case, expected_version=expected_version, actor=actor)
         refuse_unratable(case)
         check_transition(case, "rate", actor)
         rating, previous = save_rating(case, values=values, comment=(comment or "").strip())
@@ -408,7 +410,7 @@ def case_dispute(
 
     reason = _required_text(reason, "reason")
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
+        case = lock_case(case, expected_version=expected_version, actor=actor)
         check_transition(case, "dispute", actor)
         reopening_closed = case.state == CaseState.CLOSED
         msg = _add_message(case, actor, CaseMessage.Kind.DISPUTE, reason)
@@ -445,7 +447,7 @@ def case_withdraw(
 ) -> Case:
     """The youth withdraws an open case."""
     with transaction.atomic():
-        case = lock_case(case, expected_version=expected_version)
+        case = lock_case(case, expected_version=expected_version, actor=actor)
         check_transition(case, "withdraw", actor)
         payload = {}
         if reason.strip():
