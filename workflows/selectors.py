@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import connections, router
 from django.db.models import F, Q, QuerySet
 
 from casework import permissions
@@ -95,6 +95,11 @@ def open_task_of_case(user, case_id: int) -> CaseTask | None:
     return _tasks().filter(scope, case_id=case_id, status__in=OPEN_TASK_STATUSES).first()
 
 
+def _read_connection():
+    """Where a read of the tasks goes (the primary unless the router says otherwise)."""
+    return connections[router.db_for_read(CaseTask)]
+
+
 def _scope_sql(user_param: str = "%s") -> str:
     """``_scope`` as SQL over the task row (``workflows_casetask``, its organisation
     ``casework_organisation``): the person's memberships, read in the same statement."""
@@ -135,7 +140,7 @@ class _TaskRead:
 
     @staticmethod
     def usable() -> bool:
-        return connection.vendor == "postgresql"
+        return _read_connection().vendor == "postgresql"
 
     @classmethod
     def get(cls, by: str) -> _TaskRead:
@@ -164,7 +169,7 @@ class _TaskRead:
     def find(self, user, key: int) -> CaseTask | None:
         if user is None or not user.is_authenticated:
             return None
-        found = self.read.run(connection, [user.pk, key, user.pk])
+        found = self.read.run(_read_connection(), [user.pk, key, user.pk])
         if found is None:
             return None
         task, (roles,) = found

@@ -113,6 +113,9 @@ if os.environ.get("DATABASE_REPLICA_URL"):
 if env_bool("DATABASE_PGBOUNCER"):
     for _alias in DATABASES.values():
         _alias["DISABLE_SERVER_SIDE_CURSORS"] = True
+# The case write path prepares its statements once per server session
+# (casework/prepared.py); a transaction pool does not keep a session for its client.
+CASEWORK_PREPARED_STATEMENTS = not env_bool("DATABASE_PGBOUNCER")
 # A browser that just changed something reads the primary for this many seconds.
 DATABASE_REPLICA_PIN_SECONDS = int(os.environ.get("DATABASE_REPLICA_PIN_SECONDS", "5"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
