@@ -387,6 +387,10 @@ class DashboardSerializer(serializers.Serializer):
     category = serializers.CharField(allow_null=True)
     weeks = serializers.IntegerField()
     since = serializers.DateTimeField()
+    as_of = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the dashboard rollup behind these counts was rebuilt; null: never.",
+    )
     open_total = serializers.IntegerField()
     overdue_total = serializers.IntegerField()
     escalations_total = serializers.IntegerField()
@@ -419,6 +423,7 @@ class SupervisorDashboard(APIView):
             "category": scope.category.code if scope.category else None,
             "weeks": scope.weeks,
             "since": scope.since,
+            "as_of": stats.as_of,
             "open_total": stats.open_total,
             "overdue_total": stats.overdue_total,
             "escalations_total": stats.escalations_total,

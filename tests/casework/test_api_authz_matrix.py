@@ -13,11 +13,13 @@ test), and list and detail are checked to agree for every caller.
 from __future__ import annotations
 
 import pytest
+from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
 from casework import permissions, services
 from casework.models import Case, CoordinationTask, Organisation, User
 from casework.selectors import cases_visible_to
+from casework.services.dashboard_rollup import refresh_dashboard_rollup
 from casework.states import CaseState
 from tests.casework.steps import advance, case_in, snapshot, submit
 from tests.conftest import member
@@ -525,6 +527,7 @@ def test_review_matrix(tree, people):
 )
 def test_supervision_matrix(tree, people, path):
     case = case_with_task(tree, CaseState.COORDINATING)
+    rollup = refresh_dashboard_rollup()  # the dashboard's counts are as of the last rebuild
     for role, user in people.items():
         response = client_for(user).get(f"/api/{path}")
         if role == "supervisor":
@@ -532,6 +535,7 @@ def test_supervision_matrix(tree, people, path):
             if path.endswith("/"):
                 figures = response.json()
                 assert figures["org"]["id"] == tree.city.pk and figures["open_total"] == 1
+                assert parse_datetime(figures["as_of"]) == rollup.as_of
             else:
                 assert response["Content-Type"].startswith("text/csv")
                 assert case.reference in b"".join(response.streaming_content).decode()
