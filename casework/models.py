@@ -406,6 +406,14 @@ class Case(FSMModelMixin, models.Model):
                 fields=["station"], name="case_station_idx", condition=Q(station__isnull=False)
             ),
         ]
+        constraints = [
+            # The SLA sweep's deadline table has a row per urgency: an unknown one would
+            # leave an escalated case without a clock, so the database refuses it.
+            models.CheckConstraint(
+                condition=Q(urgency__in=["low", "normal", "high", "urgent"]),
+                name="case_urgency_known",
+            ),
+        ]
 
     def __str__(self):
         return self.reference

@@ -550,3 +550,15 @@ def test_an_answered_complaint_is_not_swept(tree):
         complaint = services.complaint_submit(case=case, actor=tree.youth, body="一直没人理")
         services.complaint_answer(complaint=complaint, actor=tree.city_supervisor, answer="已督办")
     assert sweep(cst(2025, 10, 24, 10, 0)).complaint_overdue == 0
+
+
+def test_the_database_refuses_an_urgency_the_sweep_has_no_deadline_for(tree):
+    """The sweep's deadline table covers Case.Urgency; the CHECK keeps every case in it."""
+    from django.db import IntegrityError, transaction
+
+    constraint = next(c for c in Case._meta.constraints if c.name == "case_urgency_known")
+    assert sorted(dict(constraint.condition.children)["urgency__in"]) == sorted(Case.Urgency.values)
+    case = submit(tree)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Case.objects.filter(pk=case.pk).update(urgency="whenever")
+    assert Case.objects.get(pk=case.pk).urgency in Case.Urgency.values
