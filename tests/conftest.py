@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 
 import pytest
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.db import connections
 from django.test import TransactionTestCase
 from django.utils import translation
@@ -64,6 +66,18 @@ TransactionTestCase._fixture_teardown = _fixture_teardown_past_triggers
 def _english_messages():
     with translation.override("en"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Each test starts with nothing counted against the API's rate limits: they count per
+    client IP, and every test client is 127.0.0.1, so counts would carry over between tests
+    and make the outcome depend on their order. Only the in-process cache is cleared (a
+    Redis cache's clear() would flush its whole database, which may hold a broker's queues)."""
+    throttle = caches["throttle"]
+    if isinstance(throttle, LocMemCache):
+        throttle.clear()
+    yield
 
 
 @pytest.fixture
