@@ -9,7 +9,14 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .forms import TEXT_MAX, TITLE_MAX, PlainLabels, VersionedForm, district_choices
+from .forms import (
+    TEXT_MAX,
+    TITLE_MAX,
+    ModelChoiceField,
+    PlainLabels,
+    VersionedForm,
+    district_choices,
+)
 from .models import Case, Category, GuardianConsent, Intake
 from .services.intake import intake_desks
 
@@ -17,7 +24,7 @@ from .services.intake import intake_desks
 class StaffIntakeForm(PlainLabels, forms.Form):
     """A request taken at a desk or on the 12355 line, entered for the youth."""
 
-    desk = forms.ModelChoiceField(label=_("Your desk"), queryset=None, empty_label=None)
+    desk = ModelChoiceField(label=_("Your desk"), queryset=None, empty_label=None)
     channel = forms.ChoiceField(
         label=_("How did the request come in?"),
         choices=[
@@ -61,7 +68,7 @@ class StaffIntakeForm(PlainLabels, forms.Form):
         required=False,
         help_text=_("Only when a guardian consented, e.g. mother."),
     )
-    category = forms.ModelChoiceField(
+    category = ModelChoiceField(
         label=_("What do they need help with?"), queryset=Category.objects.all(), empty_label="—"
     )
     region_code = forms.ChoiceField(label=_("Where they live"), choices=())

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from . import permissions
+from .forms import ModelChoiceField
 from .models import Case, CoordinationTask, Membership, Organisation, User
 from .services.routing import HOLDING_KINDS
 
@@ -79,7 +80,7 @@ class RejectForm(ActionForm):
 
 
 class ScheduleVerificationForm(ActionForm):
-    station = forms.ModelChoiceField(
+    station = ModelChoiceField(
         label=_("Service station"),
         queryset=Organisation.objects.none(),
         required=False,
@@ -116,7 +117,7 @@ class RequestInfoForm(ActionForm):
 
 
 class ReferForm(ActionForm):
-    partner = forms.ModelChoiceField(label=_("Partner body"), queryset=Organisation.objects.none())
+    partner = ModelChoiceField(label=_("Partner body"), queryset=Organisation.objects.none())
     instructions = forms.CharField(
         label=_("Instructions"), max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
     )
@@ -165,7 +166,7 @@ class EscalateForm(ActionForm):
 
 
 class _ToOrgForm(ActionForm):
-    to_org = forms.ModelChoiceField(label=_("To"), queryset=Organisation.objects.none())
+    to_org = ModelChoiceField(label=_("To"), queryset=Organisation.objects.none())
     reason = _reason_field()
     error_fields = {"org": "to_org"}
 
@@ -210,7 +211,7 @@ class PullUpForm(ActionForm):
 
 
 class AssignForm(ActionForm):
-    assignee = forms.ModelChoiceField(label=_("Handler"), queryset=User.objects.none())
+    assignee = ModelChoiceField(label=_("Handler"), queryset=User.objects.none())
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

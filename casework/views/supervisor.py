@@ -27,6 +27,7 @@ from config.db_router import use_replica
 
 from .. import permissions, selectors
 from ..events import EventKind
+from ..forms import ModelChoiceField
 from ..models import Case, Category, Organisation
 from ..services import privacy as privacy_services
 from ..services.dashboard_rollup import period_start
@@ -102,10 +103,10 @@ def line_chart(
 
 
 class DashboardFilter(forms.Form):
-    org = forms.ModelChoiceField(
+    org = ModelChoiceField(
         label=_("Organisation"), queryset=Organisation.objects.none(), required=False
     )
-    category = forms.ModelChoiceField(
+    category = ModelChoiceField(
         label=_("Category"), queryset=Category.objects.all(), required=False
     )
     weeks = forms.TypedChoiceField(
