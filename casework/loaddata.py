@@ -32,6 +32,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -784,9 +785,14 @@ def run_chunks(
             results.append(result)
             on_done(result)
         return results
+    # A worker that dies (killed, out of memory) fails the load with BrokenProcessPool;
+    # multiprocessing.Pool would wait for its chunk for ever.
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_init_worker, initargs=(world,)) as pool:
-        for result in pool.imap_unordered(_run_chunk, chunks):
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(world,)
+    ) as pool:
+        for future in as_completed([pool.submit(_run_chunk, chunk) for chunk in chunks]):
+            result = future.result()
             results.append(result)
             on_done(result)
     return results
