@@ -86,6 +86,10 @@ TEMPLATES = [
     },
 ]
 
+# Form widgets render through Django's Jinja2 templates (the same HTML, faster), with
+# its Django templates for the widgets that only have those (config/form_renderer.py).
+FORM_RENDERER = "config.form_renderer.FormRenderer"
+
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
