@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html import escape as escape_html
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -22,7 +23,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.html import format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -352,8 +353,8 @@ def timeline_rows(case: Case) -> list[dict]:
 
     One query reads the events with their organisation's name (no model instances),
     one the display names of the few distinct actors: a name is decrypted once per
-    person, not once per event. ``text`` is what the page shows after the time (the
-    template escapes it): the event, its state change, who, and which organisation.
+    person, not once per event. ``text`` is what the page shows after the time: the
+    event, its state change, who, and which organisation.
     """
     events = list(
         case.events.order_by("seq").values_list(
@@ -396,6 +397,22 @@ def timeline_rows(case: Case) -> list[dict]:
             }
         )
     return rows
+
+
+def timeline_html(rows: list[dict]) -> SafeString:
+    """The timeline's ``<li>`` items in one pass, every value escaped.
+
+    A case can have hundreds of events: a template loop costs a variable lookup per
+    value, and ``format_html`` a lazy-string check per argument; this is the standard
+    library's ``html.escape`` (what Django's ``escape`` calls) once per value.
+    """
+    return mark_safe(  # every interpolated value is escaped just here
+        "\n".join(
+            f'<li><time datetime="{escape_html(row["iso"])}">{escape_html(row["when"])}</time>'
+            f"{escape_html(row['text'])}</li>"
+            for row in rows
+        )
+    )
 
 
 def _coordination_rows(case: Case, user: User, override: dict):
@@ -451,13 +468,7 @@ def render_case_page(request, case: Case, *, override=None, alert=None, status: 
         "evidence": list(case.evidence.select_related("uploaded_by")),
         "coordination": coordination,
         "events": events,
-        # The timeline's items made in one pass (escaped by format_html_join): a case can
-        # have hundreds of events, and a template loop costs a variable lookup per value.
-        "timeline_items": format_html_join(
-            "\n",
-            '<li><time datetime="{}">{}</time>{}</li>',
-            ((row["iso"], row["when"], row["text"]) for row in events),
-        ),
+        "timeline_items": timeline_html(events),
     }
     return render(request, "casework/staff/case.html", context, status=status)
 

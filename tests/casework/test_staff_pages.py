@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -515,3 +516,25 @@ def test_no_action_fails_on_odd_input(client, tree, value):
         client.get(reverse("casework:evidence_file", args=[99999999999999999999])).status_code
         == 404
     )
+
+
+def test_the_timeline_lists_every_event_in_order_with_names_escaped(client, tree):
+    case = case_in(tree, CaseState.COORDINATING)
+    tree.handler.display_name = '<b onmouseover="x">林</b>'
+    tree.handler.save()
+    case.org.name = "海珠区 & <团委>"
+    case.org.save()
+    services.case_refer(
+        case=fresh(case), actor=tree.handler, partner=tree.partner, instructions="请协助"
+    )
+    client.force_login(tree.handler)
+    html = client.get(page(case)).content.decode()
+    start = html.index('<ol class="timeline">')
+    timeline = html[start : html.index("</ol>", start)]
+    items = timeline.count("<li><time datetime=")
+    assert items == CaseEvent.objects.filter(case=case).count() >= 5
+    stamps = re.findall(r'<time datetime="([^"]+)">', timeline)
+    assert stamps == sorted(stamps) and len(stamps) == items
+    assert "&lt;b onmouseover=&quot;x&quot;&gt;林&lt;/b&gt;" in timeline
+    assert "海珠区 &amp; &lt;团委&gt;" in timeline
+    assert "<b onmouseover" not in html and "<团委>" not in html
