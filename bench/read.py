@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_django(args.database_url)
 
     from django.db import connection
+    from django.db.models import Q
     from django.urls import reverse
 
     from casework.models import Case, Membership, Organisation
@@ -258,11 +259,17 @@ def main(argv: list[str] | None = None) -> int:
 
     if "timeline" in only:
         long_case = Case.objects.filter(last_event_seq__gte=200).order_by("pk").first()
+        short_cases = Case.objects.filter(state=long_case.state, last_event_seq__lt=10)
+        # The same organisation if it holds one, else one of the same level with or without
+        # children like it: the actions offered (and their choice lists) depend on those.
         short_case = (
-            Case.objects.filter(state=long_case.state, org=long_case.org, last_event_seq__lt=10)
+            short_cases.filter(org=long_case.org).order_by("pk").first()
+            or short_cases.filter(org__depth=long_case.org.depth)
+            .filter(Q(org__numchild__gt=0) if long_case.org.numchild else Q(org__numchild=0))
             .order_by("pk")
             .first()
-        ) or Case.objects.filter(state=long_case.state, last_event_seq__lt=10).first()
+            or short_cases.order_by("pk").first()
+        )
         handler = Membership.objects.get(organisation_id=long_case.org_id, role="handler").user
         client = client_for(handler)
         url = reverse("casework:staff_case", args=[long_case.reference])
