@@ -1185,6 +1185,15 @@ def generate(
             raw.execute(drop)
             (recreate_foreign if "FOREIGN KEY" in create else recreate_indexes).append(create)
     log(f"dropped {len(recreate_indexes)} indexes and {len(recreate_foreign)} foreign keys")
+    # The events go in before their cases (each worker streams a chunk's events first):
+    # the trigger that copies counted events for the scores (it reads the case's
+    # category) is off during the load, and their rows are written in one statement after.
+    from .services.scores import SCORE_EVENT_TRIGGER, fill_score_events
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'ALTER TABLE "{CaseEvent._meta.db_table}" DISABLE TRIGGER "{SCORE_EVENT_TRIGGER}"'
+        )
 
     db_params = connection.get_connection_params()
     db_params.pop("cursor_factory", None)
@@ -1283,7 +1292,18 @@ def generate(
             tasks = cursor.rowcount
         timings["processes_tasks"] = time.perf_counter() - t
         log(f"open tasks: {tasks:,} ({timings['processes_tasks']:.1f} s)")
+
+        # --- the counted events' narrow rows for the scores (set-based) -----------------
+        t = time.perf_counter()
+        with transaction.atomic():
+            score_events = fill_score_events()
+        timings["score_events"] = time.perf_counter() - t
+        log(f"counted events for the scores: {score_events:,} ({timings['score_events']:.1f} s)")
     finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'ALTER TABLE "{CaseEvent._meta.db_table}" ENABLE TRIGGER "{SCORE_EVENT_TRIGGER}"'
+            )
         # --- indexes and foreign keys back (validated), sequences, statistics ----------
         t = time.perf_counter()
         log(f"recreating {len(recreate_indexes)} indexes")

@@ -1008,6 +1008,40 @@ class ScoreShare(models.Model):
         return f"{self.case_id} → {self.org_id or self.user_id} × {self.share:.2f}"
 
 
+class ScoreEvent(models.Model):
+    """A timeline event that the scores count (an arrival, an escalation, a reopen), as
+    the full recompute reads it: one narrow row with the case's category.
+
+    Written by the database, not by the services: a trigger on the timeline
+    (migration 0027) adds the row in the statement that appends a counted event,
+    whatever appended it (a service, the SLA sweep's batch statement, a ``COPY``),
+    with the case's category at that moment; the trigger of migration 0024 moves the
+    copies with a re-categorised case. So the recompute's event pass scans these rows
+    instead of the whole timeline joined with every case. ``generate_load_data``
+    switches the trigger off while it loads and fills the rows in one statement.
+    """
+
+    event = models.OneToOneField(
+        "CaseEvent",
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    category_id = models.BigIntegerField()
+    org_id = models.BigIntegerField(null=True)  # the holder after the event
+    from_org_id = models.BigIntegerField(null=True)  # escalations: the organisation it left
+    kind = models.CharField(max_length=40)
+    at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("counted score event")
+        verbose_name_plural = _("counted score events")
+
+    def __str__(self):
+        return f"event {self.event_id} {self.kind}"
+
+
 class ScoreSnapshot(models.Model):
     """A subject's scores on one day (written by the nightly recompute): the trends."""
 

@@ -31,6 +31,7 @@ from ..models import (
     Category,
     Rating,
     ScoreEpoch,
+    ScoreEvent,
     ScoreShare,
     ScoreSnapshot,
     ScoreState,
@@ -484,12 +485,6 @@ def _epoch_seconds_sql(column: str) -> str:
     return f"((julianday({column}) - 2440587.5) * 86400.0)"
 
 
-def _from_org_sql() -> str:
-    if connection.vendor == "postgresql":
-        return "(e.payload->>'from_org')::bigint"
-    return "CAST(json_extract(e.payload, '$.from_org') AS INTEGER)"
-
-
 def _case_sql(column: str, mapping: dict, default: float) -> tuple[str, list]:
     F8 = _f8()
     if not mapping:
@@ -564,21 +559,44 @@ def _rated_sql(epoch: datetime) -> tuple[str, list]:
 def _events_sql(epoch: datetime) -> tuple[str, list]:
     """The counted timeline events, by (holder, org escalated from, category, kind).
 
-    Only escalations need the organisation they left, read from the payload.
+    Read from their narrow copies (``ScoreEvent``: written by a trigger in the
+    statement that appends each counted event, with the case's category and, for an
+    escalation, the organisation it left, read from the payload), not from the
+    timeline joined with every case.
     """
     F8 = _f8()
     kinds = ", ".join(["%s"] * len(COUNTED_EVENT_KINDS))
     sql = (
-        "SELECT e.org_id AS org_id, "
-        f"CASE WHEN e.kind = 'escalated' THEN {_from_org_sql()} END AS from_org, "
-        "c.category_id AS category_id, e.kind AS kind, "
+        "SELECT e.org_id AS org_id, e.from_org_id AS from_org, "
+        "e.category_id AS category_id, e.kind AS kind, "
         f"SUM(POWER(2{F8}, ({_epoch_seconds_sql('e.at')} - %s{F8}) / %s{F8})) AS r "
-        f"FROM {CaseEvent._meta.db_table} e "
-        f"JOIN {Case._meta.db_table} c ON c.id = e.case_id "
+        f"FROM {ScoreEvent._meta.db_table} e "
         f"WHERE e.kind IN ({kinds}) "
         "GROUP BY 1, 2, 3, 4"
     )
     return sql, [_ts(epoch), settings.SCORES_HALF_LIFE.total_seconds(), *COUNTED_EVENT_KINDS]
+
+
+# The trigger (migration 0027) that writes a ``ScoreEvent`` row for each counted event.
+SCORE_EVENT_TRIGGER = "casework_caseevent_to_scoreevent"
+
+
+def fill_score_events() -> int:
+    """Write the ``ScoreEvent`` row of every counted event that lacks one, in one statement
+    (PostgreSQL): for a bulk load that switched the trigger off (``generate_load_data``)."""
+    kinds = ", ".join(["%s"] * len(COUNTED_EVENT_KINDS))
+    table = ScoreEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (event_id, category_id, org_id, from_org_id, kind, at) "
+            "SELECT e.id, c.category_id, e.org_id, CASE WHEN e.kind = 'escalated' "
+            "THEN (e.payload->>'from_org')::bigint END, e.kind, e.at "
+            f"FROM {CaseEvent._meta.db_table} e JOIN {Case._meta.db_table} c ON c.id = e.case_id "
+            f"WHERE e.kind IN ({kinds}) "
+            f"AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.event_id = e.id)",
+            list(COUNTED_EVENT_KINDS),
+        )
+        return cursor.rowcount
 
 
 def _full_select(epoch: datetime) -> tuple[str, list]:

@@ -83,6 +83,20 @@ def test_a_small_load_has_every_state_and_valid_timelines(capsys):
         )
         assert cursor.fetchone()[0] == 4  # case, actor, org, unique (case, seq)
 
+    # and every counted event has its narrow copy for the scores, with its case's category,
+    # and the trigger that writes them (off during the load) is on again
+    from casework.models import ScoreEvent
+    from casework.services.scores import COUNTED_EVENT_KINDS, SCORE_EVENT_TRIGGER
+
+    counted = CaseEvent.objects.filter(kind__in=COUNTED_EVENT_KINDS)
+    assert ScoreEvent.objects.count() == counted.count() > 0
+    assert set(ScoreEvent.objects.values_list("event_id", "category_id", "kind")) == set(
+        counted.values_list("id", "case__category_id", "kind")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tgenabled FROM pg_trigger WHERE tgname = %s", [SCORE_EVENT_TRIGGER])
+        assert cursor.fetchall() == [("O",)]
+
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -5,10 +5,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from casework import services
-from casework.models import Case, ScorePending, ScoreSnapshot, ScoreState
+from casework.models import Case, CaseEvent, ScoreEvent, ScorePending, ScoreSnapshot, ScoreState
 from casework.selectors_scores import org_rankings, staff_rankings
 from casework.services.score_queue import apply_all
 from casework.services.scores import (
+    COUNTED_EVENT_KINDS,
     full_sums,
     recompute_scores,
     snapshot_rows,
@@ -117,6 +118,62 @@ def test_the_recompute_counts_pending_updates_once(tree):
     assert_agree(stored, full_sums(epoch))
 
 
+def expected_score_events() -> set[tuple]:
+    """The counted events' narrow copies as derived from the timeline and the cases."""
+    rows = set()
+    for event_id, kind, org_id, at, payload, category_id in CaseEvent.objects.filter(
+        kind__in=COUNTED_EVENT_KINDS
+    ).values_list("id", "kind", "org_id", "at", "payload", "case__category_id"):
+        from_org = (payload or {}).get("from_org") if kind == "escalated" else None
+        rows.add((event_id, category_id, org_id, from_org, kind, at))
+    return rows
+
+
+def stored_score_events() -> set[tuple]:
+    return set(
+        ScoreEvent.objects.values_list(
+            "event_id", "category_id", "org_id", "from_org_id", "kind", "at"
+        )
+    )
+
+
+def test_every_counted_event_has_its_narrow_copy(tree):
+    # Given a history driven through the services, the sweep included
+    busy_history(tree)
+    # Then the database wrote one copy per counted event (routed, escalated, transferred,
+    # disputed), with its case's category and the organisation an escalation left
+    stored = stored_score_events()
+    assert stored == expected_score_events()
+    assert {row[4] for row in stored} >= {"routed", "escalated", "transferred", "disputed"}
+    assert any(row[3] is not None for row in stored if row[4] == "escalated")
+
+
+def test_the_copies_follow_exactly_the_counted_kinds(tree):
+    # Given one event of every kind appended to a case
+    from casework.events import EventKind
+
+    case = case_in(tree, CaseState.SUBMITTED)
+    before = stored_score_events()
+    last = CaseEvent.objects.filter(case=case).order_by("-seq").values_list("seq", flat=True)[0]
+    now = timezone.now()
+    for n, kind in enumerate(EventKind.values, start=1):
+        CaseEvent.objects.create(
+            case=case,
+            seq=last + n,
+            kind=kind,
+            org_id=tree.haizhu.pk,
+            at=now,
+            payload={"from_org": tree.baiyun.pk} if kind == "escalated" else {},
+            hash="0" * 64,
+        )
+    # Then exactly the kinds the scores count got a copy (the trigger's list of kinds is
+    # the one casework.services.scores counts)
+    added = stored_score_events() - before
+    assert sorted(row[4] for row in added) == sorted(COUNTED_EVENT_KINDS)
+    assert {row[1] for row in added} == {case.category_id}
+    assert [row[3] for row in added if row[4] == "escalated"] == [tree.baiyun.pk]
+
+
 def test_the_recompute_updates_adds_and_removes_rows(tree):
     # Given stored rows where one subject lost its row and a stale one has a row
     busy_history(tree)
@@ -164,6 +221,16 @@ def test_a_recategorised_case_moves_its_attribution_copies_with_it(tree):
     assert set(ScoreShare.objects.filter(case=b).values_list("category_id", flat=True)) == {
         study.pk
     }
+
+    # And so do the copies of its counted events (its routing), the other case's stay
+    def event_copies(case):
+        ids = CaseEvent.objects.filter(case=case).values_list("id", flat=True)
+        return set(
+            ScoreEvent.objects.filter(event_id__in=ids).values_list("category_id", flat=True)
+        )
+
+    assert event_copies(a) == {legal.pk} and event_copies(b) == {study.pk}
+    assert stored_score_events() == expected_score_events()
     # And the recompute counts the rating in the new category, as a join with the cases would
     sums = full_sums(timezone.now())
     org = tree.haizhu.pk
