@@ -16,6 +16,12 @@ row per counted event (arrivals, escalations, reopens) with the case's category:
 - the rows of the existing timeline are filled here, with the timeline locked
   against writes between the fill and the trigger (PostgreSQL).
 
+Planner statistics (PostgreSQL, as migration 0014 gave the timeline): the event pass
+groups these rows by (holder, organisation left, category, kind), tens of thousands of
+groups; with the columns' joint distinct count the planner expects about as many and
+aggregates in parallel. The timeline's statistics of 0014 served only the event pass
+and go.
+
 SQLite gets the same insert trigger (the recompute runs the same text on both).
 The kinds are ``casework.services.scores.COUNTED_EVENT_KINDS`` at the time of this
 migration; tests/casework/test_scores_recompute.py checks that they still agree.
@@ -97,12 +103,25 @@ END
 """
 
 
+STATISTICS = (
+    "CREATE STATISTICS IF NOT EXISTS scoreevent_group_stats (ndistinct) "
+    "ON org_id, from_org_id, category_id, kind FROM casework_scoreevent"
+)
+OLD_STATISTICS = (
+    "CREATE STATISTICS IF NOT EXISTS caseevent_counted_stats (ndistinct) "
+    "ON org_id, kind, (CASE WHEN kind = 'escalated' THEN (payload->>'from_org')::bigint END) "
+    "FROM casework_caseevent"
+)
+
+
 def install(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         # No event may be appended between the fill and the trigger.
         schema_editor.execute("LOCK TABLE casework_caseevent IN SHARE ROW EXCLUSIVE MODE")
         schema_editor.execute(FILL_POSTGRESQL)
         schema_editor.execute(TRIGGER_POSTGRESQL)
+        schema_editor.execute(STATISTICS)
+        schema_editor.execute("DROP STATISTICS IF EXISTS caseevent_counted_stats")
     elif schema_editor.connection.vendor == "sqlite":
         schema_editor.execute(FILL_SQLITE)
         schema_editor.execute(TRIGGER_SQLITE)
@@ -111,6 +130,8 @@ def install(apps, schema_editor):
 def remove(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(REMOVE_POSTGRESQL)
+        schema_editor.execute("DROP STATISTICS IF EXISTS scoreevent_group_stats")
+        schema_editor.execute(OLD_STATISTICS)
     elif schema_editor.connection.vendor == "sqlite":
         schema_editor.execute("DROP TRIGGER IF EXISTS casework_caseevent_to_scoreevent")
 
