@@ -284,6 +284,39 @@ def test_max_batches_bounds_one_run(tree):
     assert (first.escalated, rest.escalated) == (2, 3)
 
 
+def test_a_breach_batch_takes_the_oldest_deadlines_first(tree):
+    # given two cases due at 10:00 and one submitted earlier, due at 09:30
+    later = [submitted_on_monday(tree) for _ in range(2)]
+    with freeze_time(cst(2025, 10, 20, 9, 30)):
+        earliest = submit(tree)
+    assert earliest.stage_due_at < later[0].stage_due_at == later[1].stage_due_at
+
+    # when a bounded run takes one batch of two
+    first = sweep(cst(2025, 10, 21, 10, 1), batch_size=2, max_batches=1)
+
+    # then the earliest deadline went first, then one of the two that share a deadline
+    assert first.escalated == 2
+    earliest.refresh_from_db()
+    assert earliest.escalation_count == 1
+    assert sorted(Case.objects.get(pk=c.pk).escalation_count for c in later) == [0, 1]
+
+
+@pytest.mark.postgres
+def test_a_breach_batch_reads_the_deadline_index_in_order_without_a_sort(tree):
+    # A sort (even an incremental one on a second key) reads every due case that shares
+    # the oldest deadline in every batch; the index order lets the scan stop at the batch.
+    from casework.services.sweep import _breach_lock
+
+    submitted_on_monday(tree)
+    sql, params = _breach_lock(cst(2025, 10, 21, 10, 1), 1000).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table would be read whole
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "case_sla_breach_idx" in plan
+    assert "Sort" not in plan
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_concurrent_sweeps_escalate_each_case_exactly_once(tree):
