@@ -149,6 +149,16 @@ class ModelRead:
             row = cursor.fetchone()
         if row is None:
             return None
+        return self._build(row, connection)
+
+    def run_all(self, connection, params) -> list[tuple]:
+        """(the object, the ``extra`` values) of every row."""
+        with connection.cursor() as cursor:
+            self.statement.run(cursor, params)
+            rows = cursor.fetchall()
+        return [self._build(row, connection) for row in rows]
+
+    def _build(self, row, connection) -> tuple:
         values = list(row[: self.width])
         for pos, (convs, expression) in self.converters:
             value = values[pos]

@@ -6,10 +6,13 @@ share; every case read starts from casework.selectors.cases_visible_to.)
 
 from __future__ import annotations
 
+import re
+
+from django.db import connections, router
 from django.db.models import Q, QuerySet
 
 from .. import permissions
-from ..models import Case, CaseEvent, CaseMessage, CoordinationTask
+from ..models import Case, CaseEvent, CaseMessage, CoordinationTask, Membership, Organisation
 from ..selectors import cases_visible_to
 
 CASE_RELATED = ("org", "category", "assignee", "station", "requested_org", "youth")
@@ -35,7 +38,118 @@ def api_cases(user) -> QuerySet[Case]:
 
 def case_for(user, reference: str) -> Case | None:
     """One case by reference, or None when it does not exist or the person may not see it."""
+    if _CaseRead.usable():
+        found = _CaseRead.get("reference").find(user, reference)
+        return found[0] if found else None
     return api_cases(user).filter(reference=reference).first()
+
+
+def cases_by_ids(user, ids) -> dict[int, Case]:
+    """The cases of these ids that the person may see, as ``api_cases`` loads them, by id.
+
+    The rows of a list's page (``pagination.LeanPaginator``), whose ids were chosen
+    from ``api_cases`` with the list's filters a moment before: the scope is checked
+    again here, the filters are not (a case that changed state in between is shown
+    as it is now, never one the person may not see).
+    """
+    ids = [int(pk) for pk in ids]
+    if not ids:
+        return {}
+    if _CaseRead.usable():
+        return {case.pk: case for case in _CaseRead.get("ids").find(user, ids)}
+    return api_cases(user).order_by().filter(pk__in=ids).in_bulk()
+
+
+def _scope_sql(org_alias: str) -> str:
+    """``cases_visible_to`` as SQL over the case row and its organisation (``org_alias``:
+    its name in the statement's joins), the person's memberships read in the same
+    statement. Parameters: is superuser, the user's id twice."""
+    case = f'"{Case._meta.db_table}"'
+    membership = f'"{Membership._meta.db_table}"'
+    organisation = f'"{Organisation._meta.db_table}"'
+    task = f'"{CoordinationTask._meta.db_table}"'
+    return (
+        f"(%s OR {case}.youth_id = %s OR EXISTS (SELECT 1 FROM {membership} sm "
+        f"JOIN {organisation} so ON so.id = sm.organisation_id "
+        "WHERE sm.user_id = %s AND ("
+        f"(sm.role = '{permissions.SUPERVISOR}' "
+        f'AND starts_with({org_alias}."path", so.path))'
+        f" OR (sm.role IN ('{permissions.HANDLER}', '{permissions.VERIFIER}') "
+        f"AND sm.organisation_id IN ({case}.org_id, {case}.station_id))"
+        f" OR (sm.role = '{permissions.PARTNER}' AND EXISTS (SELECT 1 FROM {task} ct "
+        f"WHERE ct.case_id = {case}.id AND ct.partner_id = sm.organisation_id)))))"
+    )
+
+
+class _CaseRead:
+    """``case_for`` and ``cases_by_ids`` in one statement on PostgreSQL: the case with
+    the six joined rows of ``api_cases``, the scope of ``cases_visible_to`` checked in
+    SQL against the person's memberships, which come back in the same row and are
+    cached on the person (``permissions.roles_of``). Compiled once per process and
+    prepared once per connection (``casework.prepared.ModelRead``): Django's
+    compilation of that six-join SELECT and PostgreSQL's planning of it each cost more
+    than running it (docs/performance.md)."""
+
+    _compiled: dict[str, _CaseRead] = {}
+
+    @staticmethod
+    def usable() -> bool:
+        return _read_connection().vendor == "postgresql"
+
+    @classmethod
+    def get(cls, by: str) -> _CaseRead:
+        found = cls._compiled.get(by)
+        if found is None:
+            found = cls._compiled[by] = cls(by)
+        return found
+
+    def __init__(self, by: str):
+        from ..locks import _roles_sql
+        from ..prepared import ModelRead
+
+        self.by = by
+        case = f'"{Case._meta.db_table}"'
+        key = f"{case}.reference = %s" if by == "reference" else f"{case}.id = ANY(%s)"
+        queryset = (
+            Case.objects.select_related(*CASE_RELATED)
+            .defer(*CASE_UNREAD)
+            .filter(pk=ModelRead.PROBE)
+            .order_by()
+        )
+        # The supervisor's test reads the path of the case's own organisation: its name
+        # among the joins (the organisation table is joined three times).
+        sql = str(queryset.query)
+        joined = re.search(
+            rf'JOIN "{Organisation._meta.db_table}"( T\d+)? ON \({case}\."org_id" = '
+            rf'(T\d+|"{Organisation._meta.db_table}")\."id"\)',
+            sql,
+        )
+        if joined is None:  # pragma: no cover - a Django change would show here
+            raise RuntimeError("the case read's join of its organisation was not found")
+        org_alias = joined.group(2)
+        self.read = ModelRead(
+            queryset, where=f"WHERE {key} AND {_scope_sql(org_alias)}", extra=_roles_sql()
+        )
+
+    def find(self, user, key):
+        """By reference: (the case) or None; by ids: the cases found."""
+        if user is None or not user.is_authenticated:
+            return None if self.by == "reference" else []
+        params = [user.pk, key, bool(user.is_superuser), user.pk, user.pk]
+        rows = self.read.run_all(_read_connection(), params)
+        if rows:
+            _, (roles,) = rows[0]
+            permissions.remember_roles(
+                user, tuple(permissions.Role(org, path, role) for org, path, role in roles or ())
+            )
+        if self.by == "reference":
+            return (rows[0][0],) if rows else None
+        return [case for case, _extras in rows]
+
+
+def _read_connection():
+    """Where a read of the cases goes (the primary unless the router says otherwise)."""
+    return connections[router.db_for_read(Case)]
 
 
 def partner_org_ids(user) -> list[int]:

@@ -185,6 +185,10 @@ class CaseList(generics.ListCreateAPIView):
     def get_queryset(self):
         return selectors.api_cases(self.request.user)
 
+    def page_rows(self, ids):
+        """The page's cases, read by id (``pagination.LeanPaginator``), scope checked."""
+        return selectors.cases_by_ids(self.request.user, ids)
+
     def get_throttles(self):
         if self.request.method == "POST":
             return [cls() for cls in (*throttling.SUBMIT, throttling.ApiUserThrottle)]

@@ -121,3 +121,115 @@ def test_listing_costs_a_fixed_number_of_queries(world, tree, django_assert_num_
         for case in rows:
             _ = (case.org.name, case.category.code, case.assignee)
     assert len(rows) == 5
+
+
+# --- the API's one-statement case reads (casework.api.selectors._CaseRead) ---------------
+
+
+def _orm_case_for(user, reference):
+    from casework.api.selectors import api_cases
+
+    return api_cases(user).filter(reference=reference).first()
+
+
+def _same_case(read, expected) -> None:
+    """The same row with the same joined rows loaded as ``api_cases`` loads them."""
+    from casework.api.selectors import CASE_RELATED
+
+    assert read.pk == expected.pk
+    for field in type(read)._meta.concrete_fields:
+        if field.attname in read.get_deferred_fields():
+            continue
+        assert getattr(read, field.attname) == getattr(expected, field.attname), field.name
+    assert read.get_deferred_fields() == expected.get_deferred_fields()
+    for name in CASE_RELATED:
+        assert type(read)._meta.get_field(name).is_cached(read), name
+        assert getattr(read, name) == getattr(expected, name), name
+    for who in ("youth", "assignee"):
+        person, other = getattr(read, who), getattr(expected, who)
+        if person is not None:
+            assert person.get_deferred_fields() == other.get_deferred_fields()
+            assert person.display_name == other.display_name
+
+
+@pytest.mark.parametrize(
+    "who",
+    [
+        "youth",
+        "other_youth",
+        "handler",
+        "org_verifier",
+        "verifier",
+        "sibling_handler",
+        "child_handler",
+        "parent_handler",
+        "city_supervisor",
+        "province_supervisor",
+        "sibling_supervisor",
+        "other_city_supervisor",
+        "other_verifier",
+        "partner",
+    ],
+)
+def test_api_case_reads_agree_with_the_scoping_rule(world, who):
+    from casework import permissions
+    from casework.api.selectors import case_for, cases_by_ids
+
+    people, haizhu_case, baiyun_case = world
+    user = people[who]
+    seen = visible(user)
+    for case in (haizhu_case, baiyun_case):
+        permissions.forget_roles(user)
+        read = case_for(user, case.reference)
+        if case.pk in seen:
+            _same_case(read, _orm_case_for(user, case.reference))
+        else:
+            assert read is None
+        # The memberships came with the read (or the ORM's query) and are the same.
+        assert set(permissions.roles_of(user)) == {
+            permissions.Role(m.organisation_id, m.organisation.path, m.role)
+            for m in user.memberships.select_related("organisation")
+        }
+    permissions.forget_roles(user)
+    by_id = cases_by_ids(user, [haizhu_case.pk, baiyun_case.pk, -1])
+    assert set(by_id) == seen & {haizhu_case.pk, baiyun_case.pk}
+    for pk, read in by_id.items():
+        assert read.pk == pk
+        _same_case(read, _orm_case_for(user, read.reference))
+    assert case_for(user, "YV-NOSUCH") is None
+
+
+def test_api_case_reads_for_superusers_strangers_and_anonymous(world):
+    from casework.api.selectors import case_for, cases_by_ids
+
+    _people, haizhu_case, baiyun_case = world
+    admin = UserFactory(username="root", is_superuser=True, is_staff=True)
+    assert case_for(admin, baiyun_case.reference).pk == baiyun_case.pk
+    assert set(cases_by_ids(admin, [haizhu_case.pk, baiyun_case.pk])) == {
+        haizhu_case.pk,
+        baiyun_case.pk,
+    }
+    stranger = UserFactory(username="stranger")
+    assert case_for(stranger, haizhu_case.reference) is None
+    assert cases_by_ids(stranger, [haizhu_case.pk, baiyun_case.pk]) == {}
+    assert case_for(AnonymousUser(), haizhu_case.reference) is None
+    assert cases_by_ids(AnonymousUser(), [haizhu_case.pk]) == {}
+    assert cases_by_ids(admin, []) == {}
+
+
+def test_api_case_reads_are_one_prepared_statement_on_postgresql(world, django_assert_num_queries):
+    from django.db import connection
+
+    from casework import permissions
+    from casework.api.selectors import case_for, cases_by_ids
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement read is PostgreSQL's")
+    people, haizhu_case, baiyun_case = world
+    handler = people["handler"]
+    permissions.forget_roles(handler)
+    with django_assert_num_queries(1):  # the case, its joins and the memberships
+        assert case_for(handler, haizhu_case.reference).pk == haizhu_case.pk
+        assert permissions.roles_of(handler)
+    with django_assert_num_queries(1):
+        assert set(cases_by_ids(handler, [haizhu_case.pk, baiyun_case.pk])) == {haizhu_case.pk}
