@@ -255,3 +255,35 @@ def test_case_body_renders_exactly_what_drf_renders(tree):
         assert [dict(x) for x in ours] == theirs
         assert list(ours[0]) == list(theirs[0])  # same keys in the same order
         assert dict(single) == theirs[0]
+
+
+def test_rate_limit_counts_one_integer_per_period_and_not_refusals(tree, settings):
+    """Fixed window: a count per caller and period in the cache; a refusal is not counted,
+    and the wait is what is left of the period."""
+    from django.core.cache import caches
+
+    from casework.api import throttling
+
+    settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "submit": "2/minute"}
+
+    class Request:
+        user = tree.youth
+        META = {"REMOTE_ADDR": "127.0.0.9"}
+
+    clock = [6000.0]  # the start of a minute
+    throttle_cls = throttling.SUBMIT[0]
+
+    def attempt():
+        throttle = throttle_cls()
+        throttle.timer = lambda: clock[0]
+        return throttle.allow_request(Request(), None), throttle
+
+    assert attempt()[0] and attempt()[0]
+    clock[0] = 6040.0
+    refused, throttle = attempt()
+    assert not refused and throttle.wait() == 20.0
+    key = f"throttle:submit:u{tree.youth.pk}:100"
+    assert caches["throttle"].get(key) == 2  # the refusal was not counted
+    clock[0] = 6060.0  # the next minute: a new count
+    assert attempt()[0]
+    assert caches["throttle"].get(f"throttle:submit:u{tree.youth.pk}:101") == 1
