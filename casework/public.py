@@ -166,9 +166,17 @@ def _has_rating(case: Case) -> bool:
         return False
 
 
+# The youth's own words: never shown on a public surface, so never read (or decrypted) for one.
+PUBLIC_UNREAD = ("title", "description", "outcome_note")
+
+
 def public_queryset() -> QuerySet[Case]:
-    """Cases with everything ``public_view`` reads, in two queries whatever their number."""
-    return Case.objects.select_related("category", "org", "rating").prefetch_related(
+    """Cases with everything ``public_view`` reads, in two queries whatever their number.
+
+    The encrypted texts (``PUBLIC_UNREAD``) are left out: no public surface shows them.
+    """
+    qs = Case.objects.select_related("category", "org", "rating").defer(*PUBLIC_UNREAD)
+    return qs.prefetch_related(
         Prefetch(
             "events",
             queryset=CaseEvent.objects.filter(kind__in=PUBLIC_EVENT_KINDS)

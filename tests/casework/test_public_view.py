@@ -122,3 +122,15 @@ def test_many_cases_in_a_fixed_number_of_queries(tree, django_assert_num_queries
     with django_assert_num_queries(3):  # cases + events + region names
         cases = list(public_queryset().filter(youth=tree.youth))
         region_names_for(cases)
+
+
+def test_public_reads_leave_the_youths_words_unread(tree, django_assert_num_queries):
+    """The public surfaces never read (nor decrypt) the title, description or outcome note."""
+    from casework.public import PUBLIC_UNREAD
+
+    case_in(tree, CaseState.CLOSED)
+    (case,) = public_queryset().filter(youth=tree.youth)
+    assert set(PUBLIC_UNREAD) <= case.get_deferred_fields()
+    with django_assert_num_queries(1):  # region names; nothing deferred is loaded
+        view = public_view(case, region_names=region_names_for([case]))
+    assert view["reference"] == case.reference and not view["private"]
