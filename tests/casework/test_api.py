@@ -287,3 +287,54 @@ def test_rate_limit_counts_one_integer_per_period_and_not_refusals(tree, setting
     clock[0] = 6060.0  # the next minute: a new count
     assert attempt()[0]
     assert caches["throttle"].get(f"throttle:submit:u{tree.youth.pk}:101") == 1
+
+
+def test_token_authentication_reads_the_user_and_memberships_as_drf_would(tree):
+    """The one-statement token read: the same user, the memberships cached on it, and
+    DRF's own answers for a wrong token and an inactive user."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework import authentication as drf
+    from rest_framework import exceptions
+    from rest_framework.authtoken.models import Token
+
+    from casework import permissions
+    from casework.api.authentication import TokenAuthentication
+
+    token, _ = Token.objects.get_or_create(user=tree.handler)
+    with CaptureQueriesContext(connection) as queries:
+        user, got = TokenAuthentication().authenticate_credentials(token.key)
+    if connection.vendor == "postgresql":
+        assert len(queries) == 1  # token, user and memberships together
+    expected_user, expected_token = drf.TokenAuthentication().authenticate_credentials(token.key)
+    assert got.key == expected_token.key and user.pk == expected_user.pk == tree.handler.pk
+    for field in type(user)._meta.concrete_fields:
+        assert getattr(user, field.attname) == getattr(expected_user, field.attname), field.name
+    with CaptureQueriesContext(connection) as queries:
+        roles = permissions.roles_of(user)
+    assert set(roles) == {
+        permissions.Role(m.organisation_id, m.organisation.path, m.role)
+        for m in tree.handler.memberships.select_related("organisation")
+    }
+    if connection.vendor == "postgresql":
+        assert len(queries) == 0 and roles
+
+    youth_token, _ = Token.objects.get_or_create(user=tree.youth)
+    youth, _ = TokenAuthentication().authenticate_credentials(youth_token.key)
+    assert youth.pk == tree.youth.pk and permissions.roles_of(youth) == ()
+
+    for cls in (TokenAuthentication, drf.TokenAuthentication):
+        with pytest.raises(exceptions.AuthenticationFailed, match="Invalid token"):
+            cls().authenticate_credentials("0" * 40)
+    tree.youth.is_active = False
+    tree.youth.save(update_fields=["is_active"])
+    for cls in (TokenAuthentication, drf.TokenAuthentication):
+        with pytest.raises(exceptions.AuthenticationFailed, match="inactive"):
+            cls().authenticate_credentials(youth_token.key)
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    refused = client.get("/api/cases/")
+    assert refused.status_code == 401 and refused["WWW-Authenticate"] == "Token"
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert client.get("/api/me/").json()["username"] == tree.handler.username
