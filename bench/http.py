@@ -6,7 +6,11 @@ DEBUG off, the real middleware, Redis cache for the rate limits) on a local
 port, then offers requests on a fixed schedule — open loop: request i is sent
 at start + i / rate whatever happened to the earlier ones, and its latency is
 counted from that scheduled moment, so a slow server cannot slow the offered
-load down and hide its own queueing. Each request uses its own connection.
+load down and hide its own queueing. Connections are reused as a load balancer
+reuses its upstream connections (nginx ``keepalive``): a request takes an idle
+kept-alive connection or opens a new one, never waits for one (``Pool``);
+``--keepalive 0``: a new connection per request, closed after it (as before
+session 4).
 
 The mix (per 20 requests): 8 inbox lists (GET /api/cases/ as the handler of a
 busy organisation), 6 case reads (GET /api/cases/<ref>/), 2 actions (POST
@@ -47,6 +51,9 @@ from ._common import emit, peak_rss_mb, progress
 from .read import DEFAULT_URL, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
+# Idle keep-alive connections of the client (``--keepalive``): what four workers of
+# config/gunicorn.py keep alive (4 x (8 connections - 4 threads)).
+KEEPALIVE = 16
 MIX = ["inbox"] * 8 + ["case"] * 6 + ["act"] * 2 + ["public"] * 4
 
 
@@ -143,27 +150,120 @@ class Offer:
 # --- the open-loop client -----------------------------------------------------------
 
 
-async def one_request(port, method, path, headers, body, timeout) -> tuple[int, float]:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+class Pool:
+    """Idle connections to the server, kept open between requests as a load balancer's
+    upstream keep-alive pool does (nginx ``keepalive``): a request takes an idle
+    connection if there is one and opens a new one otherwise — never waits for one, so
+    the load stays open-loop — and gives it back after a complete response unless the
+    server said ``Connection: close``. At most ``idle`` connections are kept; with
+    ``idle`` 0 every request opens its own connection and asks the server to close it.
+    """
+
+    # Idle longer than this, a connection is closed rather than reused: under the
+    # server's keep-alive timeout (config/gunicorn.py, 5 s), which closes it otherwise.
+    MAX_IDLE_SECONDS = 4.0
+
+    def __init__(self, port: int, idle: int):
+        self.port = port
+        self.idle = idle
+        self.free: list = []  # (reader, writer, idle since), the most recent last
+        self.opened = 0
+
+    async def take(self, fresh: bool = False):
+        """(a connection, whether it was reused)."""
+        now = time.monotonic()
+        while self.free and not fresh:
+            reader, writer, since = self.free.pop()
+            if now - since < self.MAX_IDLE_SECONDS:
+                return (reader, writer), True
+            writer.close()
+        self.opened += 1
+        return await asyncio.open_connection("127.0.0.1", self.port), False
+
+    def give_back(self, conn) -> None:
+        if len(self.free) < self.idle:
+            self.free.append((*conn, time.monotonic()))
+        else:
+            conn[1].close()
+
+    def close(self) -> None:
+        for _reader, writer, _since in self.free:
+            writer.close()
+        self.free.clear()
+
+
+async def _read_response(reader) -> tuple[int, bool]:
+    """Status and whether the connection may be reused; the whole response is read."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionResetError("closed before a response")
+    status = int(status_line.split()[1])
+    length, chunked, close = None, False, False
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "transfer-encoding" and "chunked" in value:
+            chunked = True
+        elif name == "connection" and "close" in value:
+            close = True
+    if chunked:
+        while True:
+            size = int((await reader.readline()).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif length is not None:
+        await reader.readexactly(length)
+    else:
+        await reader.read()  # to EOF
+        close = True
+    return status, not close
+
+
+async def one_request(pool: Pool, method, path, headers, body, timeout) -> tuple[int, float]:
+    keep = pool.idle > 0
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines.append("Connection: keep-alive" if keep else "Connection: close")
     lines += [f"{k}: {v}" for k, v in headers.items()]
     lines.append(f"Content-Length: {len(body)}")
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
     async def go():
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(raw)
-            await writer.drain()
-            status_line = await reader.readline()
-            await reader.read()  # to EOF: the whole response
-            return int(status_line.split()[1])
-        finally:
-            writer.close()
+        for attempt in (1, 2):
+            conn, reused = await pool.take(fresh=attempt > 1)
+            reader, writer = conn
+            try:
+                writer.write(raw)
+                await writer.drain()
+                status, reusable = await _read_response(reader)
+            except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError):
+                writer.close()
+                if reused and attempt == 1:
+                    # The server closed an idle connection (its keep-alive timeout) before
+                    # reading this request: send it again on a new one, as nginx does.
+                    continue
+                raise
+            except BaseException:
+                writer.close()
+                raise
+            if keep and reusable:
+                pool.give_back(conn)
+            else:
+                writer.close()
+            return status
+        raise ConnectionResetError("unreachable")  # pragma: no cover
 
     return await asyncio.wait_for(go(), timeout)
 
 
-async def offer_load(port: int, offer: Offer, rate: float, duration: float, timeout: float):
+async def offer_load(
+    port: int, offer: Offer, rate: float, duration: float, timeout: float, keepalive: int = 0
+):
     """Send ``rate`` requests a second for ``duration`` seconds on schedule; collect results."""
     # (kind, status or 0, latency ms, send lag ms: how late the client itself sent it)
     results: list[tuple[str, int, float, float]] = []
@@ -172,12 +272,13 @@ async def offer_load(port: int, offer: Offer, rate: float, duration: float, time
     total = int(rate * duration)
     pending = set()
     failures: dict[str, int] = {}
+    pool = Pool(port, keepalive)
 
     async def fire(scheduled: float, kind, method, path, headers, body):
         lag = (loop.time() - scheduled) * 1000
         try:
-            status = await one_request(port, method, path, headers, body, timeout)
-        except (TimeoutError, OSError, IndexError, ValueError) as exc:
+            status = await one_request(pool, method, path, headers, body, timeout)
+        except (TimeoutError, OSError, IndexError, ValueError, asyncio.IncompleteReadError) as exc:
             status = 0
             failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
         results.append((kind, status, (loop.time() - scheduled) * 1000, lag))
@@ -192,9 +293,11 @@ async def offer_load(port: int, offer: Offer, rate: float, duration: float, time
         task.add_done_callback(pending.discard)
     if pending:
         await asyncio.wait(pending)
+    pool.close()
     sent_seconds = total / rate
     if failures:
         progress(f"  failed without a response: {failures}")
+    progress(f"  connections opened: {pool.opened} for {total} requests")
     return results, sent_seconds
 
 
@@ -410,6 +513,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=10, help="per request, seconds")
     parser.add_argument(
+        "--keepalive",
+        type=int,
+        default=KEEPALIVE,
+        help=f"idle connections the client keeps open for reuse, as a load balancer's "
+        f"upstream pool ({KEEPALIVE}); 0: a new connection per request, closed after it",
+    )
+    parser.add_argument(
         "--search", action="store_true", help="then step the rate up until p95 > 100 ms"
     )
     parser.add_argument("--step", type=float, default=25, help="rate step of --search (25)")
@@ -434,9 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     load = [round(x, 2) for x in os.getloadavg()]
     try:
         # Warm-up: every worker imports, connects and caches what it caches.
-        asyncio.run(offer_load(port, offer, 10, 5, 30))
+        asyncio.run(offer_load(port, offer, 10, 5, 30, args.keepalive))
         progress(f"offering {args.rate:g} requests/s for {args.duration:g} s")
-        results, seconds, cpu = measured(meter, port, offer, args.rate, args.duration, args.timeout)
+        results, seconds, cpu = measured(
+            meter, port, offer, args.rate, args.duration, args.timeout, args.keepalive
+        )
         main_line = summarise(results, args.rate, seconds)
         emit(
             bench="http",
@@ -445,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             threads=args.threads,
             worker_class=args.worker_class or "default",
+            keepalive=args.keepalive,
             server_rss_mb=server_rss_mb(server),
             load_average=load,
             peak_rss_mb=peak_rss_mb(),
@@ -453,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         for rate in steps:
             load = [round(x, 2) for x in os.getloadavg()]
             results, seconds, cpu = measured(
-                meter, port, offer, rate, args.step_duration, args.timeout
+                meter, port, offer, rate, args.step_duration, args.timeout, args.keepalive
             )
             line = summarise(results, rate, seconds)
             emit(
@@ -474,11 +587,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measured(meter: CpuMeter, port, offer, rate, duration, timeout):
+def measured(meter: CpuMeter, port, offer, rate, duration, timeout, keepalive):
     """One open-loop run, with the CPU it cost the server, the database and this client."""
     before = meter.snapshot()
     client = time.process_time()
-    results, seconds = asyncio.run(offer_load(port, offer, rate, duration, timeout))
+    results, seconds = asyncio.run(offer_load(port, offer, rate, duration, timeout, keepalive))
     client = time.process_time() - client
     cpu = meter.per_request(before, meter.snapshot(), len(results))
     cpu["client_cpu_ms_per_request"] = round(1000 * client / max(1, len(results)), 2)

@@ -55,8 +55,12 @@ def test_gunicorn_config_reads_the_environment(monkeypatch):
     config = runpy.run_path(str(ROOT / "config" / "gunicorn.py"))
     assert config["bind"] == "0.0.0.0:9123"
     assert (config["workers"], config["threads"]) == (3, 6)
-    assert config["worker_class"] == "sync"  # docs/performance.md: measured against gthread
-    monkeypatch.setenv("GUNICORN_WORKER_CLASS", "gthread")
+    # gthread, as gunicorn ran "sync" with 4 threads anyway; a thread's worth of idle
+    # keep-alive connections per thread (docs/performance.md).
+    assert (config["worker_class"], config["worker_connections"]) == ("gthread", 12)
+    assert config["keepalive"] == 5
+    monkeypatch.setenv("GUNICORN_WORKER_CLASS", "sync")
+    monkeypatch.setenv("GUNICORN_WORKER_CONNECTIONS", "6")
     config = runpy.run_path(str(ROOT / "config" / "gunicorn.py"))
-    assert (config["worker_class"], config["worker_connections"]) == ("gthread", 6)
+    assert (config["worker_class"], config["worker_connections"]) == ("sync", 6)
     assert config["control_socket_disable"] is True
