@@ -168,6 +168,11 @@ class Pool:
         self.idle = idle
         self.free: list = []  # (reader, writer, idle since), the most recent last
         self.opened = 0
+        # With keep-alive, at most ``idle`` connections at all, busy or not: beyond what
+        # the server keeps alive, new connections would wait in its accept queue behind
+        # the kept ones (a load balancer's per-server connection limit, e.g. HAProxy
+        # ``maxconn``); a request waits here, first come first served, for a free one.
+        self.slots = asyncio.Semaphore(idle) if idle > 0 else None
 
     async def take(self, fresh: bool = False):
         """(a connection, whether it was reused)."""
@@ -234,6 +239,12 @@ async def one_request(pool: Pool, method, path, headers, body, timeout) -> tuple
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
     async def go():
+        if pool.slots is None:
+            return await send()
+        async with pool.slots:
+            return await send()
+
+    async def send():
         for attempt in (1, 2):
             conn, reused = await pool.take(fresh=attempt > 1)
             reader, writer = conn
