@@ -27,10 +27,14 @@ The path of one notification:
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
+import os
 import random
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -592,20 +596,104 @@ class _LeanPublish:
 _lean: list[_LeanPublish] = []
 
 
-def publish_change(outbox_id: int) -> bool:
-    """Hand one case change's outbox event to the fan-out task (after its commit).
-
-    What ``publish_fan_out`` does for one id, at about half the cost
-    (``_LeanPublish``): every transition of a case publishes one. A failure
-    loses nothing: the event is committed and the relay publishes it after the
-    grace period.
-    """
+def _lean_fan_out() -> _LeanPublish:
     if not _lean:
         from .tasks import fan_out as fan_out_task
 
         _lean.append(_LeanPublish(fan_out_task))
+    return _lean[0]
+
+
+class _ChangePublisher:
+    """The outbox events of a process's committed case changes, sent by a background
+    thread, one fan-out message per ``NOTIFICATIONS_PUBLISH_WINDOW_MS`` window.
+
+    ``add`` (after a commit) only appends the id and wakes the thread, which
+    waits out the window and publishes every id gathered by then as one message
+    (``NOTIFICATIONS_TASK_BATCH`` ids at most per message): a busy process
+    publishes a few changes per message instead of one, and no request waits on
+    the broker. Nothing is lost when the broker is down or the process dies
+    before the window ends: the outbox rows are committed and the relay
+    publishes them after the grace period. A forked child starts with nothing
+    pending and its own thread; at a normal exit what is pending is published.
+    """
+
+    def __init__(self):
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+        atexit.register(self.flush)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending: list[int] = []
+        self._thread: threading.Thread | None = None
+
+    def add(self, outbox_id: int) -> None:
+        with self._lock:
+            self._pending.append(outbox_id)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="outbox-publisher", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        wake = self._wake
+        while True:
+            wake.wait()
+            time.sleep(settings.NOTIFICATIONS_PUBLISH_WINDOW_MS / 1000)
+            wake.clear()  # an id added from here on sets it again
+            self.flush()
+
+    def flush(self) -> int:
+        """Publish what is pending now; how many ids were published."""
+        with self._lock:
+            ids, self._pending = self._pending, []
+        done = 0
+        size = max(settings.NOTIFICATIONS_TASK_BATCH, 1)
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            try:
+                _lean_fan_out()([chunk])
+            except Exception:
+                log.warning(
+                    "could not publish %d outbox events; the relay will",
+                    len(ids) - done,
+                    exc_info=True,
+                )
+                break
+            done += len(chunk)
+        return done
+
+
+_publisher = _ChangePublisher()
+
+
+def publish_change(outbox_id: int) -> bool:
+    """Hand one case change's outbox event to the fan-out task (after its commit).
+
+    Every transition of a case publishes one. With a broker, the id goes to
+    this process's ``_ChangePublisher``, which sends it within
+    ``NOTIFICATIONS_PUBLISH_WINDOW_MS`` together with the other changes
+    committed meanwhile; in eager mode (no broker), from inside a running task
+    (whose id the message carries as its parent) or with a window of 0, it is
+    sent now, alone, at about half the cost of ``publish_fan_out``
+    (``_LeanPublish``). A failure loses nothing: the event is committed and the
+    relay publishes it after the grace period.
+    """
+    lean = _lean_fan_out()
+    app = lean.app
+    if (
+        settings.NOTIFICATIONS_PUBLISH_WINDOW_MS > 0
+        and not app.conf.task_always_eager
+        and app.current_worker_task is None
+    ):
+        _publisher.add(outbox_id)
+        return True
     try:
-        _lean[0]([[outbox_id]])
+        lean([[outbox_id]])
     except Exception:
         log.warning("could not publish an outbox event; the relay will", exc_info=True)
         return False

@@ -35,6 +35,11 @@ NOTIFICATIONS_RELAY_INTERVAL_SECONDS = _float("NOTIFICATIONS_RELAY_INTERVAL_SECO
 NOTIFICATIONS_RELAY_BATCH = _int("NOTIFICATIONS_RELAY_BATCH", 2000)
 # Messages published per delivery task (one task delivers a small batch of rows).
 NOTIFICATIONS_TASK_BATCH = _int("NOTIFICATIONS_TASK_BATCH", 50)
+# A case change's outbox event goes to the fan-out task from a background thread of
+# the process that committed it, together with the other changes the process
+# committed within this many milliseconds: one message for all of them. 0: one
+# message per change, sent by the committing thread right after its commit.
+NOTIFICATIONS_PUBLISH_WINDOW_MS = _float("NOTIFICATIONS_PUBLISH_WINDOW_MS", 50)
 
 # Retries: exponential backoff base * 2**(attempt-1), capped; dead letter after N failures.
 NOTIFICATIONS_MAX_ATTEMPTS = _int("NOTIFICATIONS_MAX_ATTEMPTS", 6)
