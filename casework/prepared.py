@@ -129,7 +129,11 @@ class ModelRead:
         self.model = klass_info["model"]
         self.start, self.end = fields[0], fields[-1] + 1
         self.init_list = [f[0].target.attname for f in compiler.select[self.start : self.end]]
-        self.populators = get_related_populators(klass_info, compiler.select, queryset.db)
+        self.build = _builder(self.model, self.init_list, queryset.db)
+        self.populators = [
+            _FastPopulator.of(populator, queryset.db)
+            for populator in get_related_populators(klass_info, compiler.select, queryset.db)
+        ]
         self.converters = list(
             compiler.get_converters([col for col, _sql, _alias in compiler.select]).items()
         )
@@ -165,10 +169,84 @@ class ModelRead:
             for convert in convs:
                 value = convert(value, expression, connection)
             values[pos] = value
-        obj = self.model.from_db(self.db, self.init_list, values[self.start : self.end])
+        obj = self.build(values[self.start : self.end])
         for populator in self.populators:
             populator.populate(values, obj)
         return obj, row[self.width :]
+
+
+class _FastPopulator:
+    """A ``select_related`` populator whose object is made by ``_builder``; the
+    populator's own ``populate`` when the relation is not a plain one."""
+
+    __slots__ = ("build", "end", "local_setter", "pk_idx", "remote_setter", "start")
+
+    @classmethod
+    def of(cls, populator, db):
+        if populator.reorder_for_init is not None or populator.related_populators:
+            return populator
+        fast = cls()
+        fast.start, fast.end = populator.cols_start, populator.cols_end
+        fast.pk_idx = populator.pk_idx
+        fast.build = _builder(populator.model_cls, populator.init_list, db)
+        fast.local_setter = populator.local_setter
+        fast.remote_setter = populator.remote_setter
+        return fast
+
+    def populate(self, row, from_obj):
+        data = row[self.start : self.end]
+        obj = None if data[self.pk_idx] is None else self.build(data)
+        self.local_setter(from_obj, obj)
+        if obj is not None:
+            self.remote_setter(obj, from_obj)
+
+
+def _builder(model, attnames: list[str], db):
+    """A function making the instance of ``model`` that ``Model.from_db(db, attnames, values)``
+    makes, from values already converted.
+
+    ``from_db`` goes through ``Model.__init__``, which sets each field through its
+    class attribute. For a model without ``pre_init``/``post_init`` listeners,
+    every column in ``attnames`` and fields whose class attribute only stores the
+    value in the instance's ``__dict__`` on a new instance (Django's deferred
+    attributes, a foreign key's id, a django-fsm field without state proxies),
+    the values go straight into ``__dict__``; otherwise the built instance comes
+    from ``from_db`` itself. Listeners are looked at on every call (Django caches
+    the answer).
+    """
+    from django.db.models.base import ModelState
+    from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+    from django.db.models.query_utils import DeferredAttribute
+    from django.db.models.signals import post_init, pre_init
+    from django_fsm import FSMFieldDescriptor
+
+    def slow(values):
+        return model.from_db(db, attnames, values)
+
+    if sorted(attnames) != sorted(f.attname for f in model._meta.concrete_fields):
+        return slow
+    for name in attnames:
+        attribute = getattr(model, name, None)
+        kind = type(attribute)
+        if not (
+            kind in (DeferredAttribute, ForeignKeyDeferredAttribute)
+            or (kind is FSMFieldDescriptor and not attribute.field.state_proxy)
+        ):
+            return slow
+    names = tuple(attnames)
+    new = model.__new__
+
+    def build(values):
+        if pre_init.has_listeners(model) or post_init.has_listeners(model):
+            return slow(values)
+        obj = new(model)
+        state = obj._state = ModelState()
+        state.adding = False
+        state.db = db
+        obj.__dict__.update(zip(names, values, strict=True))
+        return obj
+
+    return build
 
 
 def _plain_types() -> tuple:
