@@ -1043,8 +1043,14 @@ class ScoreEvent(models.Model):
 
 
 class ScoreSnapshot(models.Model):
-    """A subject's scores on one day (written by the nightly recompute): the trends."""
+    """A subject's scores on one day (written by the nightly recompute): the trends.
 
+    Keyed by (key, day) itself (migration 0028): no surrogate id, so each of the nightly
+    run's inserts writes the heap row, the key's entry and the day's, and no sequence.
+    The trends read by key and day; the nightly run replaces its day's rows by day.
+    """
+
+    pk = models.CompositePrimaryKey("key", "day")
     day = models.DateField()
     key = models.CharField(max_length=48)
     org = models.ForeignKey(
@@ -1064,9 +1070,7 @@ class ScoreSnapshot(models.Model):
     class Meta:
         verbose_name = _("score snapshot")
         verbose_name_plural = _("score snapshots")
-        constraints = [
-            models.UniqueConstraint(fields=["key", "day"], name="scoresnapshot_key_day_unique")
-        ]
+        indexes = [models.Index(fields=["day"], name="scoresnapshot_day")]
 
     def __str__(self):
         return f"{self.key} {self.day}"

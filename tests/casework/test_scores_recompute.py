@@ -272,6 +272,52 @@ def test_the_snapshot_in_sql_matches_the_formulas(tree):
     assert any(values[2] > 0 for values in expected.values())
 
 
+def test_a_rerun_on_the_same_day_replaces_that_days_snapshot_only(tree):
+    # Given a history recomputed yesterday and today
+    busy_history(tree)
+    now = timezone.now()
+    today, yesterday = timezone.localdate(now), timezone.localdate(now - timezone.timedelta(days=1))
+    recompute_scores(now=now - timezone.timedelta(days=1))
+    recompute_scores(now=now)
+    kept = dict(ScoreSnapshot.objects.filter(day=yesterday).values_list("key", "index"))
+    subjects = ScoreState.objects.count()
+    assert len(kept) == subjects > 5
+    # When the recompute runs again today, after a new rating
+    services.case_rate(case=case_in(tree, CaseState.FEEDBACK_GIVEN), actor=tree.youth, **GOOD)
+    recompute_scores(now=now)
+    # Then today's rows are replaced (one per subject, by its (key, day) primary key), with
+    # the scores of the second run, and yesterday's are untouched
+    _, stored = stored_sums()
+    expected = {row[1]: row[7] for row in snapshot_rows(stored, day=today)}
+    written = dict(ScoreSnapshot.objects.filter(day=today).values_list("key", "index"))
+    assert written == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    assert dict(ScoreSnapshot.objects.filter(day=yesterday).values_list("key", "index")) == kept
+    assert ScoreSnapshot.objects.count() == len(kept) + len(written)
+    row = ScoreSnapshot.objects.get(key=f"org:{tree.haizhu.pk}", day=today)
+    assert row.pk == (f"org:{tree.haizhu.pk}", today)
+
+
+def test_the_snapshot_is_keyed_by_key_and_day_with_an_index_on_the_day(tree):
+    from django.db import IntegrityError, connection, transaction
+
+    table = ScoreSnapshot._meta.db_table
+    with connection.cursor() as cursor:
+        columns = [c.name for c in connection.introspection.get_table_description(cursor, table)]
+        constraints = connection.introspection.get_constraints(cursor, table)
+    assert "id" not in columns
+    (primary,) = [c for c in constraints.values() if c["primary_key"]]
+    assert sorted(primary["columns"]) == ["day", "key"]
+    if connection.vendor == "postgresql":  # (SQLite lists them in the table's order)
+        assert primary["columns"] == ["key", "day"]  # the trends read by key, then day
+    assert any(c["index"] and c["columns"] == ["day"] for c in constraints.values())
+    # a second row for the same subject and day is refused
+    today = timezone.localdate()
+    values = {"evaluation": 50, "effectiveness": 50, "index": 50, "ratings": 1}
+    ScoreSnapshot.objects.create(key="org:1", day=today, **values)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ScoreSnapshot.objects.create(key="org:1", day=today, **values)
+
+
 def test_the_beat_task_is_scheduled_and_runs(tree, settings):
     from casework.tasks import recompute_scores_task
 
