@@ -138,12 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     EXPLAIN["on"] = args.explain
     setup_django(args.database_url)
-    # Start as a web worker does (config/wsgi.py): the URLconf loaded, the start-up
-    # objects frozen out of the garbage collector's full passes.
     from django.db import connection
     from django.db.models import Q
     from django.urls import reverse
 
+    # Start as a web worker does (config/wsgi.py): the URLconf loaded, the start-up
+    # objects frozen out of the garbage collector's full passes.
     import config.wsgi  # noqa: F401
     from casework.models import Case, Membership, Organisation
     from workflows.models import OPEN_TASK_STATUSES, CaseTask
