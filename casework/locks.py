@@ -1,5 +1,7 @@
 """Row locks for writing a case: one place that decides how a case is locked."""
 
+import functools
+
 from django.db import connection, transaction
 
 from .errors import CaseConflict, NotFound
@@ -72,15 +74,15 @@ class _LockStatement:
     writes a message, the message's id added to the row.
     """
 
-    _compiled: dict[tuple[str, bool], "_LockStatement"] = {}
-
     @classmethod
     def get(cls, message: bool = False) -> "_LockStatement":
-        key = (connection.vendor, message)
-        found = cls._compiled.get(key)
-        if found is None:
-            found = cls._compiled[key] = cls(message)
-        return found
+        return cls._compiled_for(connection.vendor, message)
+
+    @classmethod
+    @functools.cache
+    def _compiled_for(cls, vendor: str, message: bool) -> "_LockStatement":
+        """Compiled once per process, database vendor and ``message``."""
+        return cls(message)
 
     def __init__(self, message: bool):
         from .prepared import ModelRead

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.db import connections, router
 from django.db.models import F, Q, QuerySet
 
@@ -136,18 +138,15 @@ class _TaskRead:
     memberships, which come back in the same row and are cached on the person
     (``permissions.roles_of``). Compiled once per process (``casework.prepared``)."""
 
-    _compiled: dict[str, _TaskRead] = {}
-
     @staticmethod
     def usable() -> bool:
         return _read_connection().vendor == "postgresql"
 
     @classmethod
+    @functools.cache
     def get(cls, by: str) -> _TaskRead:
-        found = cls._compiled.get(by)
-        if found is None:
-            found = cls._compiled[by] = cls(by)
-        return found
+        """The statement for ``by``, compiled once per process."""
+        return cls(by)
 
     def __init__(self, by: str):
         from casework.locks import _roles_sql

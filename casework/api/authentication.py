@@ -10,6 +10,8 @@ on the user. Same answers and errors as DRF's class; elsewhere it is DRF's class
 
 from __future__ import annotations
 
+import functools
+
 from django.db import connections, router
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
@@ -20,13 +22,11 @@ from ..models import Membership, Organisation
 
 
 class _TokenRead:
-    _compiled: _TokenRead | None = None
-
     @classmethod
+    @functools.cache
     def get(cls) -> _TokenRead:
-        if cls._compiled is None:
-            cls._compiled = cls()
-        return cls._compiled
+        """The statement, compiled once per process."""
+        return cls()
 
     def __init__(self):
         from ..prepared import ModelRead

@@ -6,6 +6,7 @@ share; every case read starts from casework.selectors.cases_visible_to.)
 
 from __future__ import annotations
 
+import functools
 import re
 
 from django.db import connections, router
@@ -90,18 +91,15 @@ class _CaseRead:
     compilation of that six-join SELECT and PostgreSQL's planning of it each cost more
     than running it (docs/performance.md)."""
 
-    _compiled: dict[str, _CaseRead] = {}
-
     @staticmethod
     def usable() -> bool:
         return _read_connection().vendor == "postgresql"
 
     @classmethod
+    @functools.cache
     def get(cls, by: str) -> _CaseRead:
-        found = cls._compiled.get(by)
-        if found is None:
-            found = cls._compiled[by] = cls(by)
-        return found
+        """The statement for ``by``, compiled once per process."""
+        return cls(by)
 
     def __init__(self, by: str):
         from ..locks import _roles_sql
