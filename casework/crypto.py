@@ -27,6 +27,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import FieldError, ImproperlyConfigured, ValidationError
 from django.db import models, transaction
+from django.db.models.query_utils import DeferredAttribute
 from django.utils.translation import gettext_lazy as _
 
 # A Fernet token: version byte 0x80 (base64 "gAAAAA...") and at least 73 bytes.
@@ -92,10 +93,89 @@ def decrypt(value: str) -> str:
         return value
 
 
+class Sealed:
+    """An encrypted column's stored token, not opened yet (``casework.prepared.ModelRead``).
+
+    The instance holds it in its ``__dict__`` until the attribute is first read
+    (``EncryptedAttribute``), which opens it with the field's own
+    ``from_db_value``: a locked case whose title and description the change
+    never reads is not decrypted at all. Compares equal to its opened value.
+    """
+
+    __slots__ = ("field", "opened", "token")
+
+    def __init__(self, token: str, field):
+        self.token = token
+        self.field = field
+        self.opened = _UNOPENED
+
+    def open(self):
+        if self.opened is _UNOPENED:
+            self.opened = self.field.from_db_value(self.token, None, None)
+        return self.opened
+
+    def __eq__(self, other):
+        if other is self:
+            return True
+        if isinstance(other, Sealed):
+            return self.token == other.token or self.open() == other.open()
+        return self.open() == other
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"<Sealed {self.field.attname}>"
+
+    def __reduce__(self):
+        return (_opened, (self.open(),))
+
+
+_UNOPENED = object()
+
+
+def _opened(value):
+    return value
+
+
+class EncryptedAttribute(DeferredAttribute):
+    """An encrypted field's attribute: a ``Sealed`` value is opened on first read.
+
+    A data descriptor (unlike Django's ``DeferredAttribute``), so that reads come here
+    even when the instance's ``__dict__`` holds the value; a set stores the value there.
+    """
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.field.attname] = value
+
+    def __get__(self, instance, cls=None):
+        if instance is None:
+            return self
+        data = instance.__dict__
+        value = data.get(self.field.attname)
+        if type(value) is Sealed:
+            value = data[self.field.attname] = value.open()
+            return value
+        return super().__get__(instance, cls)
+
+
+def sealing_converter(field):
+    """A ``ModelRead`` converter for ``field``'s column: the token kept ``Sealed``, opened
+    when read; empty values converted at once, as ``from_db_value`` does."""
+    convert = field.from_db_value
+
+    def seal(value, expression, connection):
+        if value in (None, ""):
+            return convert(value, expression, connection)
+        return Sealed(value, field)
+
+    return seal
+
+
 class EncryptedTextField(models.TextField):
     """A text column stored as a Fernet token; reads give back the plain text."""
 
     description = "Text encrypted at rest"
+    descriptor_class = EncryptedAttribute
 
     def from_db_value(self, value, expression, connection):
         return decrypt(value)

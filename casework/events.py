@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import Case, CaseEvent, User
+from .prepared import instance_maker
 
 
 class EventKind(models.TextChoices):
@@ -146,17 +147,19 @@ def build_event(
     """
     # A JSON round trip now guarantees the stored payload hashes the same when read back.
     clean_payload = json.loads(json.dumps(payload or {}, ensure_ascii=False))
-    event = CaseEvent(
-        case_id=case.pk,
-        seq=case.last_event_seq + 1,
-        kind=str(kind),
-        from_state=str(from_state or ""),
-        to_state=str(to_state or ""),
-        actor_id=actor.pk if actor is not None else None,
-        org_id=case.org_id,
-        at=at or timezone.now(),
-        payload=clean_payload,
-        prev_hash=case.last_event_hash,
+    event = instance_maker(CaseEvent)(
+        {
+            "case_id": case.pk,
+            "seq": case.last_event_seq + 1,
+            "kind": str(kind),
+            "from_state": str(from_state or ""),
+            "to_state": str(to_state or ""),
+            "actor_id": actor.pk if actor is not None else None,
+            "org_id": case.org_id,
+            "at": at or timezone.now(),
+            "payload": clean_payload,
+            "prev_hash": case.last_event_hash,
+        }
     )
     event.hash = event_hash(event)
     case.last_event_seq = event.seq

@@ -31,7 +31,8 @@ def lock_case(
     The returned case remembers the values it was read with, so that
     ``save_case`` writes only the columns the service changed.
     """
-    if not transaction.get_connection().in_atomic_block:
+    conn = transaction.get_connection()  # the wrapper itself: no proxy lookup per use
+    if not conn.in_atomic_block:
         raise RuntimeError("lock_case must be called inside transaction.atomic()")
     pk = case_or_id.pk if isinstance(case_or_id, Case) else case_or_id
     # One statement: the case row locked (only it: FOR UPDATE OF), its organisation and
@@ -40,7 +41,9 @@ def lock_case(
     # organisation row, finds no match and returns nothing; so does a missing case. Both
     # take the slow way below, which tells them apart.
     user_id = getattr(actor, "pk", None) if getattr(actor, "is_authenticated", False) else None
-    case = _LockStatement.get(message).run(pk, actor if user_id is not None else None, user_id)
+    case = _LockStatement.get(message, conn).run(
+        conn, pk, actor if user_id is not None else None, user_id
+    )
     if case is None:
         # Lock the bare row first, then read it with its joins: with the lock held no
         # one can change the row, so this read is current.
@@ -75,8 +78,8 @@ class _LockStatement:
     """
 
     @classmethod
-    def get(cls, message: bool = False) -> "_LockStatement":
-        return cls._compiled_for(connection.vendor, message)
+    def get(cls, message: bool = False, conn=None) -> "_LockStatement":
+        return cls._compiled_for((conn or connection).vendor, message)
 
     @classmethod
     @functools.cache
@@ -106,8 +109,8 @@ class _LockStatement:
                 extra += f", nextval(pg_get_serial_sequence('\"{table}\"', 'id'))"
         self.read = ModelRead(queryset, extra=extra)
 
-    def run(self, pk, actor, user_id) -> Case | None:
-        found = self.read.run(connection, [user_id, pk] if self.extras else [pk])
+    def run(self, conn, pk, actor, user_id) -> Case | None:
+        found = self.read.run(conn, [user_id, pk] if self.extras else [pk])
         if found is None:
             return None
         case, extras = found
@@ -123,11 +126,20 @@ class _LockStatement:
 
 
 def remember_values(case: Case) -> None:
-    """Note the column values ``case`` has now (as read, or as just saved)."""
-    case._saved_values = {name: getattr(case, name) for name, _field, _auto, _get in _case_fields()}
+    """Note the column values ``case`` has now (as read, or as just saved).
+
+    The values are taken from the instance's ``__dict__`` where its attribute only
+    stores them there, so an encrypted column still ``Sealed`` (``casework.crypto``)
+    stays unopened; it compares equal to its plain text once read."""
+    data = case.__dict__
+    case._saved_values = {
+        name: data[name] if raw and name in data else getattr(case, name)
+        for name, raw in _case_names()
+    }
 
 
 _FIELDS: list = []
+_NAMES: list = []
 
 
 def _case_fields() -> list:
@@ -143,11 +155,27 @@ def _case_fields() -> list:
     return _FIELDS
 
 
+def _case_names() -> list:
+    """(attname, stored as it is in ``__dict__``) of every column of a case but the key."""
+    if not _NAMES:
+        from .prepared import stores_plainly
+
+        _NAMES.extend((name, stores_plainly(Case, name)) for name, *_rest in _case_fields())
+    return _NAMES
+
+
 def _changed(case: Case) -> list:
     saved = case._saved_values
-    return [
-        entry for entry in _case_fields() if entry[2] or getattr(case, entry[0]) != saved[entry[0]]
-    ]
+    data = case.__dict__
+    changed = []
+    for entry, (name, raw) in zip(_case_fields(), _case_names(), strict=True):
+        if entry[2]:
+            changed.append(entry)
+            continue
+        value = data[name] if raw and name in data else getattr(case, name)
+        if value is not saved[name] and value != saved[name]:
+            changed.append(entry)
+    return changed
 
 
 def changed_fields(case: Case) -> list:
@@ -166,7 +194,7 @@ def update_statement(case: Case, connection) -> tuple[str, list]:
     params.append(case.pk)
     saved = case._saved_values
     for name, _field, _auto, _get in changed:
-        saved[name] = getattr(case, name)
+        saved[name] = getattr(case, name)  # written as plain values: nothing left sealed
     return f'UPDATE "{Case._meta.db_table}" SET {sets} WHERE "id" = %s', params
 
 

@@ -17,6 +17,7 @@ PostgreSQL. Off, ``Statement`` sends its SQL as it is, with the same values.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -134,9 +135,12 @@ class ModelRead:
             _FastPopulator.of(populator, queryset.db)
             for populator in get_related_populators(klass_info, compiler.select, queryset.db)
         ]
-        self.converters = list(
-            compiler.get_converters([col for col, _sql, _alias in compiler.select]).items()
-        )
+        self.converters = [
+            (pos, (_sealing(convs, expression), expression))
+            for pos, (convs, expression) in compiler.get_converters(
+                [col for col, _sql, _alias in compiler.select]
+            ).items()
+        ]
         self.width = len(compiler.select)
         self.db = queryset.db
         if where is not None:
@@ -173,6 +177,21 @@ class ModelRead:
         for populator in self.populators:
             populator.populate(values, obj)
         return obj, row[self.width :]
+
+
+def _sealing(convs: list, expression) -> list:
+    """An encrypted column's converters as one that keeps its token ``Sealed`` until the
+    attribute is read (``casework.crypto``); other columns' converters as they are."""
+    from .crypto import EncryptedTextField, sealing_converter
+
+    field = getattr(expression, "target", None)
+    if (
+        isinstance(field, EncryptedTextField)
+        and len(convs) == 1
+        and getattr(convs[0], "__func__", None) is type(field).from_db_value
+    ):
+        return [sealing_converter(field)]
+    return convs
 
 
 class _FastPopulator:
@@ -215,24 +234,15 @@ def _builder(model, attnames: list[str], db):
     the answer).
     """
     from django.db.models.base import ModelState
-    from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
-    from django.db.models.query_utils import DeferredAttribute
     from django.db.models.signals import post_init, pre_init
-    from django_fsm import FSMFieldDescriptor
 
     def slow(values):
         return model.from_db(db, attnames, values)
 
     if sorted(attnames) != sorted(f.attname for f in model._meta.concrete_fields):
         return slow
-    for name in attnames:
-        attribute = getattr(model, name, None)
-        kind = type(attribute)
-        if not (
-            kind in (DeferredAttribute, ForeignKeyDeferredAttribute)
-            or (kind is FSMFieldDescriptor and not attribute.field.state_proxy)
-        ):
-            return slow
+    if not all(stores_plainly(model, name) for name in attnames):
+        return slow
     names = tuple(attnames)
     new = model.__new__
 
@@ -247,6 +257,78 @@ def _builder(model, attnames: list[str], db):
         return obj
 
     return build
+
+
+def stores_plainly(model, attname: str) -> bool:
+    """True when ``model``'s class attribute ``attname`` keeps a value set on an instance in
+    the instance's ``__dict__`` under that name, as it is (Django's deferred attributes, a
+    foreign key's id, an encrypted field, a django-fsm field without state proxies)."""
+    from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+    from django.db.models.query_utils import DeferredAttribute
+    from django_fsm import FSMFieldDescriptor
+
+    from .crypto import EncryptedAttribute
+
+    attribute = getattr(model, attname, None)
+    kind = type(attribute)
+    return kind in (DeferredAttribute, ForeignKeyDeferredAttribute, EncryptedAttribute) or (
+        kind is FSMFieldDescriptor and not attribute.field.state_proxy
+    )
+
+
+@functools.cache
+def instance_maker(model):
+    """A function ``make(values, related)`` giving what ``model(**values, **related)`` gives,
+    for ``values`` by attname (``pk`` for the primary key) and ``related`` foreign-key
+    objects by field name, without ``Model.__init__`` setting every field one by one.
+
+    The values go straight into the new instance's ``__dict__``, the fields not given
+    their defaults, the related objects into its relation cache. ``model(...)`` itself
+    when a ``pre_init``/``post_init`` listener is connected, a field's class attribute
+    does more than store the value, or a name is not a concrete field's.
+    """
+    from django.db.models.base import ModelState
+    from django.db.models.signals import post_init, pre_init
+
+    meta = model._meta
+    fields = meta.concrete_fields
+    plain = all(stores_plainly(model, f.attname) for f in fields)
+    attnames = {f.attname for f in fields}
+    relations = {f.name: f.attname for f in fields if f.is_relation}
+    pk_name = meta.pk.attname
+    new = model.__new__
+
+    def make(values: dict, related: dict | None = None):
+        if "pk" in values:
+            values = dict(values)
+            values[pk_name] = values.pop("pk")
+        if (
+            not plain
+            or pre_init.has_listeners(model)
+            or post_init.has_listeners(model)
+            or not attnames.issuperset(values)
+            or (related and not set(related).issubset(relations))
+        ):
+            kwargs = dict(values)
+            if related:
+                kwargs.update(related)
+            return model(**kwargs)
+        obj = new(model)
+        state = obj._state = ModelState()
+        data = obj.__dict__
+        for field in fields:
+            name = field.attname
+            if name not in values:
+                data[name] = field.get_default()
+        data.update(values)
+        if related:
+            cache = state.fields_cache
+            for name, value in related.items():
+                data[relations[name]] = None if value is None else value.pk
+                cache[name] = value
+        return obj
+
+    return make
 
 
 def _plain_types() -> tuple:

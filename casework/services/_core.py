@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -15,7 +15,7 @@ from ..errors import InvalidTransition, NotPermitted
 from ..events import build_event
 from ..locks import save_case, update_statement
 from ..models import Case, CaseEvent, CaseMessage, User
-from ..prepared import Statement, column_value_getter
+from ..prepared import Statement, column_value_getter, instance_maker
 from ..states import CaseState
 
 # The states in which a station visit stays arranged (casework.services.stations).
@@ -81,7 +81,9 @@ def add_message(case: Case, author: User | None, kind: str, body: str, **kw) -> 
     reserved = case.__dict__.pop("_message_id", None)
     if reserved is None:
         return CaseMessage.objects.create(case=case, author=author, kind=kind, body=body, **kw)
-    message = CaseMessage(pk=reserved, case=case, author=author, kind=kind, body=body, **kw)
+    message = instance_maker(CaseMessage)(
+        {"pk": reserved, "kind": kind, "body": body, **kw}, {"case": case, "author": author}
+    )
     case._pending_message = message
     return message
 
@@ -112,8 +114,9 @@ def _write_change(case: Case, event: CaseEvent, *, actor, from_state: str) -> bo
     way: another database, a case not read by ``lock_case``, or a listener on the
     models' save signals (a raw statement would not send them).
     """
+    conn = transaction.get_connection()  # the wrapper itself: no proxy lookup per use
     if (
-        connection.vendor != "postgresql"
+        conn.vendor != "postgresql"
         or getattr(case, "_saved_values", None) is None
         or _save_listeners()
     ):
@@ -125,13 +128,13 @@ def _write_change(case: Case, event: CaseEvent, *, actor, from_state: str) -> bo
     params: list = []
     message = case.__dict__.pop("_pending_message", None)
     if message is not None:
-        sql, values = _insert(message, returning="id")
+        sql, values = _insert(message, conn, returning="id")
         ctes.append(f"msg AS ({sql})")
         params += values
-    sql, values = _insert(event, returning="id, case_id")
+    sql, values = _insert(event, conn, returning="id, case_id")
     ctes.append(f"ev AS ({sql})")
     params += values
-    sql, values = update_statement(case, connection)  # the case remembers what it wrote
+    sql, values = update_statement(case, conn)  # the case remembers what it wrote
     ctes.append(f"cs AS ({sql})")
     params += values
     step = known_step(case, from_state, actor)
@@ -148,13 +151,13 @@ def _write_change(case: Case, event: CaseEvent, *, actor, from_state: str) -> bo
     statement = _STATEMENTS.get(text)
     if statement is None:
         statement = _STATEMENTS[text] = Statement(text)
-    with connection.cursor() as cursor:
+    with conn.cursor() as cursor:
         statement.run(cursor, params)
         event_id, ended_count, outbox_id = cursor.fetchone()
     for written in (event, message):
         if written is not None:
             written._state.adding = False
-            written._state.db = connection.alias
+            written._state.db = conn.alias
     event.pk = event_id
     if step is None:
         from workflows.engine import sync_case_tasks
@@ -163,7 +166,7 @@ def _write_change(case: Case, event: CaseEvent, *, actor, from_state: str) -> bo
     else:
         after_known_step(case, step, ended_count, actor)
     if outbox_id is not None:
-        transaction.on_commit(partial(publish_change, outbox_id))
+        conn.on_commit(partial(publish_change, outbox_id))
     return True
 
 
@@ -178,7 +181,7 @@ def _save_listeners() -> bool:
 _INSERTS: dict[tuple, tuple] = {}
 
 
-def _insert(obj, *, returning: str) -> tuple[str, list]:
+def _insert(obj, conn, *, returning: str) -> tuple[str, list]:
     """``INSERT`` of a new model instance's row as ``Model.save`` would write it (each
     field's ``pre_save`` and database value); its primary key too when it has one."""
     key = (type(obj), obj.pk is None, returning)
@@ -194,7 +197,7 @@ def _insert(obj, *, returning: str) -> tuple[str, list]:
         )
         found = _INSERTS[key] = (sql, [column_value_getter(f) for f in fields])
     sql, getters = found
-    return sql, [get(obj, True, connection) for get in getters]
+    return sql, [get(obj, True, conn) for get in getters]
 
 
 def _left_verification(case: Case, from_state: str) -> bool:
