@@ -8,6 +8,7 @@ here needs a request: pages, the API and Celery all come through the services.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from django.db import connection
@@ -112,9 +113,13 @@ def known_step(case, from_state: str, actor) -> KnownStep | None:
       without viewflow's process lock (the case row lock, held by the caller,
       already serialises the case's flow) and without the savepoint around it.
 
-    The end of a process, a listener on ``task_finished`` and anything that
-    does not fit (no open task at the step the state was at: ``after_known_step``)
-    go through viewflow's own activations.
+    The flow's own constants (the steps, their task types, the statuses) are
+    literals of the SQL, so there is one text per pair of steps; the values are
+    the moment, the actor, the case and the holder only (the new rows take the
+    moment and the case from the task ended). The end of a process, a listener
+    on ``task_finished`` and anything that does not fit (no open task at the
+    step the state was at: ``after_known_step``) go through viewflow's own
+    activations.
     """
     before = CaseFlow.node_for_state(from_state)
     node = CaseFlow.node_for_state(case.state)
@@ -122,28 +127,34 @@ def known_step(case, from_state: str, actor) -> KnownStep | None:
         if node is None:
             return KnownStep("", [], False)
         holder = node.holder_id(case)
-        sql = (
-            f'held AS (UPDATE "{CaseTask._meta.db_table}" SET org_id = %s::bigint '
-            f"WHERE case_id = %s::bigint AND status IN ({_open_in()}) "
-            "AND flow_task = %s::varchar AND org_id IS DISTINCT FROM %s::bigint)"
-        )
-        return KnownStep(
-            sql, [holder, case.pk, *OPEN_TASK_STATUSES, _node_ref(node), holder], False
-        )
+        return KnownStep(_held_cte(node), [holder, case.pk, holder], False)
     if before is None or node is None or task_finished.has_listeners(CaseFlow):
         return None
     moment = timezone.now()
     actor_id = actor.pk if actor is not None else None
-    params = [
-        # ended
-        STATUS.DONE, moment, moment, actor_id, case.pk, _node_ref(before), *OPEN_TASK_STATUSES,
-        # route
-        _node_ref(CaseFlow.route), CaseFlow.route.task_type, STATUS.DONE, moment, moment,
-        moment, case.pk,
-        # next
-        _node_ref(node), node.task_type, STATUS.NEW, moment, case.pk, node.holder_id(case),
-    ]  # fmt: skip
-    return KnownStep(_follow_ctes(), params, True)
+    return KnownStep(
+        _follow_ctes(before, node), [moment, moment, actor_id, case.pk, node.holder_id(case)], True
+    )
+
+
+@functools.cache
+def _held_cte(node) -> str:
+    """Move the open task at ``node`` to another holder: (holder, case, holder)."""
+    return (
+        f'held AS (UPDATE "{CaseTask._meta.db_table}" SET org_id = %s::bigint '
+        f"WHERE case_id = %s::bigint AND status IN ({_open_literals()}) "
+        f"AND flow_task = {_literal(_node_ref(node))} AND org_id IS DISTINCT FROM %s::bigint)"
+    )
+
+
+def _literal(value: str) -> str:
+    """A code constant (a step's reference, a task type, a status) as an SQL string literal
+    in a statement that goes through psycopg2's ``%`` formatting."""
+    return "'" + str(value).replace("'", "''").replace("%", "%%") + "'"
+
+
+def _open_literals() -> str:
+    return ", ".join(_literal(status) for status in OPEN_TASK_STATUSES)
 
 
 def after_known_step(case, step: KnownStep, ended: int | None, actor) -> None:
@@ -195,27 +206,34 @@ def _end_task_sql(typed: bool = True) -> str:
     )
 
 
-def _follow_ctes() -> str:
-    """End the open task, add the route record and the next task, link them (PostgreSQL).
-    When no task is open at the expected step it writes nothing and ``ended`` is empty."""
+@functools.cache
+def _follow_ctes(before, node) -> str:
+    """End the open task at ``before``, add the route record and the next task at ``node``,
+    link them (PostgreSQL): (moment, moment, actor, case, holder). When no task is open at
+    the expected step it writes nothing and ``ended`` is empty."""
     task = f'"{CaseTask._meta.db_table}"'
     link = f'"{CaseTask.previous.through._meta.db_table}"'
+    route = CaseFlow.route
+    done, new = _literal(STATUS.DONE), _literal(STATUS.NEW)
     return f"""ended AS (
-    {_end_task_sql()}
-    RETURNING id, process_id, token
+    UPDATE {task} SET status = {done}, started = COALESCE(started, %s::timestamptz),
+        finished = %s::timestamptz, owner_id = COALESCE(owner_id, %s::bigint)
+    WHERE case_id = %s::bigint AND flow_task = {_literal(_node_ref(before))}
+        AND status IN ({_open_literals()})
+    RETURNING id, process_id, token, finished, case_id
 ), last AS (
-    SELECT id, process_id, token FROM ended ORDER BY id DESC LIMIT 1
+    SELECT id, process_id, token, finished, case_id FROM ended ORDER BY id DESC LIMIT 1
 ), route AS (
     INSERT INTO {task} (flow_task, flow_task_type, status, created, started, finished,
                         token, process_id, case_id)
-    SELECT %s::varchar, %s::varchar, %s::varchar, %s::timestamptz, %s::timestamptz,
-           %s::timestamptz, token, process_id, %s::bigint FROM last
+    SELECT {_literal(_node_ref(route))}, {_literal(route.task_type)}, {done}, finished,
+           finished, finished, token, process_id, case_id FROM last
     RETURNING id
 ), next AS (
     INSERT INTO {task} (flow_task, flow_task_type, status, created, token, process_id,
                         case_id, org_id)
-    SELECT %s::varchar, %s::varchar, %s::varchar, %s::timestamptz, token, process_id,
-           %s::bigint, %s::bigint FROM last
+    SELECT {_literal(_node_ref(node))}, {_literal(node.task_type)}, {new}, finished, token,
+           process_id, case_id, %s::bigint FROM last
     RETURNING id
 ), links AS (
     INSERT INTO {link} (from_casetask_id, to_casetask_id)
