@@ -208,13 +208,15 @@ def _end_task_sql(typed: bool = True) -> str:
 
 @functools.cache
 def _follow_ctes(before, node) -> str:
-    """End the open task at ``before``, add the route record and the next task at ``node``,
-    link them (PostgreSQL): (moment, moment, actor, case, holder). When no task is open at
-    the expected step it writes nothing and ``ended`` is empty."""
+    """End the open task at ``before``, add the route record and the next task at ``node``
+    (one INSERT, the route's row first), link them (PostgreSQL): (moment, moment, actor,
+    case, holder). When no task is open at the expected step it writes nothing and
+    ``ended`` is empty."""
     task = f'"{CaseTask._meta.db_table}"'
     link = f'"{CaseTask.previous.through._meta.db_table}"'
     route = CaseFlow.route
     done, new = _literal(STATUS.DONE), _literal(STATUS.NEW)
+    route_ref, node_ref = _literal(_node_ref(route)), _literal(_node_ref(node))
     return f"""ended AS (
     UPDATE {task} SET status = {done}, started = COALESCE(started, %s::timestamptz),
         finished = %s::timestamptz, owner_id = COALESCE(owner_id, %s::bigint)
@@ -223,22 +225,21 @@ def _follow_ctes(before, node) -> str:
     RETURNING id, process_id, token, finished, case_id
 ), last AS (
     SELECT id, process_id, token, finished, case_id FROM ended ORDER BY id DESC LIMIT 1
-), route AS (
+), made AS (
     INSERT INTO {task} (flow_task, flow_task_type, status, created, started, finished,
-                        token, process_id, case_id)
-    SELECT {_literal(_node_ref(route))}, {_literal(route.task_type)}, {done}, finished,
-           finished, finished, token, process_id, case_id FROM last
-    RETURNING id
-), next AS (
-    INSERT INTO {task} (flow_task, flow_task_type, status, created, token, process_id,
-                        case_id, org_id)
-    SELECT {_literal(_node_ref(node))}, {_literal(node.task_type)}, {new}, finished, token,
-           process_id, case_id, %s::bigint FROM last
-    RETURNING id
+                        token, process_id, case_id, org_id)
+    SELECT {route_ref}, {_literal(route.task_type)}, {done}, finished, finished, finished,
+           token, process_id, case_id, NULL::bigint FROM last
+    UNION ALL
+    SELECT {node_ref}, {_literal(node.task_type)}, {new}, finished, NULL, NULL,
+           token, process_id, case_id, %s::bigint FROM last
+    RETURNING id, flow_task
+), route AS (
+    SELECT id FROM made WHERE flow_task = {route_ref}
 ), links AS (
     INSERT INTO {link} (from_casetask_id, to_casetask_id)
     SELECT route.id, last.id FROM route, last
-    UNION ALL SELECT next.id, route.id FROM next, route
+    UNION ALL SELECT made.id, route.id FROM made, route WHERE made.flow_task = {node_ref}
 )"""
 
 
