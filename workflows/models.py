@@ -62,7 +62,7 @@ class CaseTask(AbstractTask):
         Case,
         on_delete=models.PROTECT,
         related_name="flow_tasks",
-        db_index=False,  # (case, status) and (org, status) below serve every lookup
+        db_index=False,  # (case, status) below serves every lookup
         verbose_name=_("case"),
     )
     org = models.ForeignKey(
@@ -71,15 +71,18 @@ class CaseTask(AbstractTask):
         blank=True,
         on_delete=models.PROTECT,
         related_name="flow_tasks",
-        db_index=False,  # (case, status) and (org, status) below serve every lookup
+        # Not indexed, so that moving a task to another holder (an escalation) is an
+        # update in place (HOT, workflows migration 0006): open tasks are found by
+        # holder through the case indexes (workflows.selectors), and the holder of
+        # an open task is its case's organisation or, for verification, station.
+        db_index=False,
         verbose_name=_("held by"),
         help_text=_("The organisation whose members' inbox holds this task."),
     )
 
     # viewflow's fields without the single-column indexes that no query here uses: every
     # escalation rewrites the task row, and each index costs an entry per rewrite
-    # (docs/performance.md). Open tasks are found through (case, status) and
-    # (org, status); this project has no timer or external tasks, and nothing filters
+    # (docs/performance.md). Open tasks are found through (case, status); this project has no timer or external tasks, and nothing filters
     # by status or permission content type alone.
     status = models.CharField(
         _("Status"),
@@ -113,7 +116,6 @@ class CaseTask(AbstractTask):
         verbose_name_plural = _("case tasks")
         ordering = ["-created"]
         indexes = [
-            models.Index(fields=["org", "status"], name="casetask_org_status_idx"),
             models.Index(fields=["case", "status"], name="casetask_case_status_idx"),
             models.Index(
                 fields=["owner"], name="casetask_owner_idx", condition=Q(owner__isnull=False)

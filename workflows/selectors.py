@@ -18,6 +18,15 @@ def _scope(user) -> Q | None:
     Handlers see the handler steps held by their organisations, verifiers the
     verification steps held by theirs (a station, or the case's organisation),
     supervisors every human step held anywhere in their subtree.
+
+    The task's holder (``org``) is not indexed, so that an escalation moves a task
+    in place (workflows migration 0006). Each term also names the cases the task
+    can belong to, by the case's organisation (``case_org_state_idx``) or station
+    (``case_station_idx``), which is where PostgreSQL finds them; the open tasks
+    of those cases come through ``casetask_case_status_idx``, and the holder is
+    checked on the task row. An open task's holder is its case's organisation,
+    or its station for the verification step (``workflows.engine``), so the case
+    terms leave out no task the holder term takes.
     """
     from .flows import CaseFlow
 
@@ -32,9 +41,16 @@ def _scope(user) -> Q | None:
     matched = False
     for role in permissions.roles_of(user):
         if role.role == permissions.SUPERVISOR:
-            query |= Q(org__path__startswith=role.org_path, flow_task__in=nodes)
+            cases = Q(case__org__path__startswith=role.org_path) | Q(
+                case__station__path__startswith=role.org_path
+            )
+            query |= Q(org__path__startswith=role.org_path, flow_task__in=nodes) & cases
         elif role.role in by_role:
-            query |= Q(org_id=role.org_id, flow_task__in=by_role[role.role])
+            role_nodes = by_role[role.role]
+            cases = Q(case__org_id=role.org_id)
+            if any(getattr(node, "at_station", False) for node in role_nodes):
+                cases |= Q(case__station_id=role.org_id)
+            query |= Q(org_id=role.org_id, flow_task__in=role_nodes) & cases
         else:
             continue
         matched = True
