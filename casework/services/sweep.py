@@ -923,19 +923,39 @@ def _breach_in_threads(
         raise errors[0]
 
 
+def _more_than_a_batch_due(now: datetime, size: int) -> bool:
+    """Whether more than ``size`` cases are due: one index scan of at most ``size + 1``
+    entries of ``case_sla_breach_idx`` (locked rows count too: a guess, not a promise)."""
+    return breach_candidates(now).order_by()[: size + 1].count() > size
+
+
 def _breach_phase(
     now: datetime, size: int, deadlines: _Deadlines, result: SweepResult, max_batches
 ) -> None:
-    """Every breach batch of this run. The first runs alone on the calling connection, so
-    a run with less than a full batch due starts no thread and opens no connection."""
+    """Every breach batch of this run.
+
+    When more than one batch is due (and the budget allows two), both connections
+    start at once; otherwise the first batch runs alone on the calling connection, so
+    a run with at most a batch due starts no thread and opens no connection, and the
+    threads start only if that batch came back full (more cases fell due meanwhile).
+    """
     take = _tickets(max_batches, result.batches)
+    workers = getattr(settings, "SLA_SWEEP_WORKERS", DEFAULT_WORKERS)
+    threads = workers > 1 and _may_run_in_threads()
+    if (
+        threads
+        and (max_batches is None or max_batches - result.batches > 1)
+        and _more_than_a_batch_due(now, size)
+    ):
+        deadlines.pg_maps()  # built once, before the threads share it
+        _breach_in_threads(now, size, deadlines, result, workers, take)
+        return
     if not take():
         return
     result.batches += 1
     if _breach_batch(now, size, deadlines, result) < size:
         return
-    workers = getattr(settings, "SLA_SWEEP_WORKERS", DEFAULT_WORKERS)
-    if workers > 1 and _may_run_in_threads():
+    if threads:
         _breach_in_threads(now, size, deadlines, result, workers, take)
         return
     while take():
