@@ -82,8 +82,9 @@ class CaseTask(AbstractTask):
 
     # viewflow's fields without the single-column indexes that no query here uses: every
     # escalation rewrites the task row, and each index costs an entry per rewrite
-    # (docs/performance.md). Open tasks are found through (case, status); this project has no timer or external tasks, and nothing filters
-    # by status or permission content type alone.
+    # (docs/performance.md). Open tasks are found through (case, status); this project
+    # has no timer or external tasks, and nothing filters by status or permission
+    # content type alone.
     status = models.CharField(
         _("Status"),
         choices=STATUS.choices,

@@ -936,8 +936,8 @@ def _breach_phase(
 
     When more than one batch is due (and the budget allows two), both connections
     start at once; otherwise the first batch runs alone on the calling connection, so
-    a run with at most a batch due starts no thread and opens no connection, and the
-    threads start only if that batch came back full (more cases fell due meanwhile).
+    a run with less than a full batch due starts no thread and opens no connection,
+    and the threads start only if that batch came back full.
     """
     take = _tickets(max_batches, result.batches)
     workers = getattr(settings, "SLA_SWEEP_WORKERS", DEFAULT_WORKERS)

@@ -476,6 +476,64 @@ def test_a_bounded_sweep_on_threads_runs_no_more_batches_than_its_budget(tree, s
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize(("overdue", "starts_with_threads"), [(9, True), (3, False)])
+def test_breach_threads_start_with_the_first_batch_only_when_more_than_a_batch_is_due(
+    tree, settings, overdue, starts_with_threads
+):
+    # given overdue cases, batches of four and breach batches on two connections
+    cases = [submitted_on_monday(tree) for _ in range(overdue)]
+    settings.SLA_SWEEP_WORKERS = 2
+    from casework.services import sweep as sweep_module
+
+    started = []
+    real = sweep_module._breach_in_threads
+
+    def recording(now, size, deadlines, result, workers, take):
+        started.append(result.batches)
+        return real(now, size, deadlines, result, workers, take)
+
+    # when the sweep runs
+    with mock.patch.object(sweep_module, "_breach_in_threads", recording):
+        result = services.sla_sweep(now=cst(2025, 10, 21, 10, 1), batch_size=4)
+
+    # then with more than one batch due both connections took batches from the first
+    # one on; with less than a batch the calling connection ran alone
+    assert started == ([0] if starts_with_threads else [])
+    assert result.escalated == overdue
+    for case in cases:
+        case.refresh_from_db()
+        assert case.escalation_count == 1
+        assert len(events_of(case, EventKind.ESCALATED)) == 1
+        assert open_task(case).org_id == case.org_id == tree.city.pk
+
+
+@pytest.mark.postgres
+def test_an_escalation_moves_the_open_tasks_in_place(tree):
+    # given overdue cases; the task table leaves room on its pages (workflows 0006)
+    cases = [submitted_on_monday(tree) for _ in range(3)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE oid = 'workflows_casetask'::regclass")
+        assert "fillfactor=85" in cursor.fetchone()[0]
+
+    # when the sweep escalates them
+    result = sweep(cst(2025, 10, 21, 10, 1))
+
+    # then every task moved with the case, and each move was a HOT update: no index
+    # holds the holder, so no index got a new entry
+    assert result.escalated == len(cases)
+    for case in cases:
+        case.refresh_from_db()
+        assert open_task(case).org_id == case.org_id == tree.city.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+            "WHERE relname = 'workflows_casetask'"
+        )
+        assert cursor.fetchone() == (len(cases), len(cases))
+
+
+@pytest.mark.postgres
 def test_a_sweep_with_nothing_due_is_one_query_and_no_transaction(tree):
     # given open cases whose deadlines are all ahead
     for _ in range(3):
