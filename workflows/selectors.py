@@ -25,8 +25,10 @@ def _scope(user) -> Q | None:
     (``case_station_idx``), which is where PostgreSQL finds them; the open tasks
     of those cases come through ``casetask_case_status_idx``, and the holder is
     checked on the task row. An open task's holder is its case's organisation,
-    or its station for the verification step (``workflows.engine``), so the case
-    terms leave out no task the holder term takes.
+    or its station for the verification step, and its step is the one its case's
+    state calls for (``workflows.engine`` keeps both in step with the case), so the
+    case terms leave out no task the holder term takes; the states let
+    ``case_org_state_idx`` skip an organisation's closed cases.
     """
     from .flows import CaseFlow
 
@@ -41,20 +43,29 @@ def _scope(user) -> Q | None:
     matched = False
     for role in permissions.roles_of(user):
         if role.role == permissions.SUPERVISOR:
-            cases = Q(case__org__path__startswith=role.org_path) | Q(
-                case__station__path__startswith=role.org_path
-            )
-            query |= Q(org__path__startswith=role.org_path, flow_task__in=nodes) & cases
+            held, steps = Q(org__path__startswith=role.org_path), nodes
+            cases = Q(case__org__path__startswith=role.org_path)
+            stations = Q(case__station__path__startswith=role.org_path)
         elif role.role in by_role:
-            role_nodes = by_role[role.role]
-            cases = Q(case__org_id=role.org_id)
-            if any(getattr(node, "at_station", False) for node in role_nodes):
-                cases |= Q(case__station_id=role.org_id)
-            query |= Q(org_id=role.org_id, flow_task__in=role_nodes) & cases
+            held, steps = Q(org_id=role.org_id), by_role[role.role]
+            cases, stations = Q(case__org_id=role.org_id), Q(case__station_id=role.org_id)
         else:
             continue
+        states = Q(case__state__in=_states_of(steps))
+        if any(getattr(node, "at_station", False) for node in steps):
+            cases |= stations
+        query |= held & Q(flow_task__in=steps) & cases & states
         matched = True
     return query if matched else None
+
+
+def _states_of(nodes) -> list[str]:
+    """The case states whose open task is at one of ``nodes`` (``flows.NODE_FOR_STATE``)."""
+    from .flows import NODE_FOR_STATE, CaseFlow
+
+    return [
+        str(state) for state, name in NODE_FOR_STATE.items() if getattr(CaseFlow, name) in nodes
+    ]
 
 
 def _tasks() -> QuerySet[CaseTask]:
