@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 
 from django.db import connections, router
-from django.db.models import F, Q, QuerySet
+from django.db.models import BooleanField, F, Func, Q, QuerySet, Subquery
 
 from casework import permissions
+from casework.models import Case, Organisation
 
 from .models import OPEN_TASK_STATUSES, CaseTask
 
@@ -43,20 +44,68 @@ def _scope(user) -> Q | None:
     matched = False
     for role in permissions.roles_of(user):
         if role.role == permissions.SUPERVISOR:
-            held, steps = Q(org__path__startswith=role.org_path), nodes
-            cases = Q(case__org__path__startswith=role.org_path)
-            stations = Q(case__station__path__startswith=role.org_path)
-        elif role.role in by_role:
-            held, steps = Q(org_id=role.org_id), by_role[role.role]
-            cases, stations = Q(case__org_id=role.org_id), Q(case__station_id=role.org_id)
-        else:
+            query |= _subtree_scope(role.org_path, nodes)
+            matched = True
             continue
-        states = Q(case__state__in=_states_of(steps))
+        if role.role not in by_role:
+            continue
+        steps = by_role[role.role]
+        cases = Q(case__org_id=role.org_id)
         if any(getattr(node, "at_station", False) for node in steps):
-            cases |= stations
-        query |= held & Q(flow_task__in=steps) & cases & states
+            cases |= Q(case__station_id=role.org_id)
+        states = Q(case__state__in=_states_of(steps))
+        query |= Q(org_id=role.org_id, flow_task__in=steps) & cases & states
         matched = True
     return query if matched else None
+
+
+# Supervisors this deep or deeper (a district and below) see few organisations: their
+# cases are listed first. Above (a province, a city) the open tasks of the subtree are
+# a good share of all of them, which a scan of the task table reads faster.
+_LISTED_CASES_DEPTH = 3
+
+
+def _subtree_scope(org_path: str, nodes) -> Q:
+    """Every human step held in the subtree at ``org_path`` (a supervisor's scope)."""
+    held = Q(org__path__startswith=org_path, flow_task__in=nodes)
+    if len(org_path) // Organisation.steplen < _LISTED_CASES_DEPTH:
+        return held
+    # The cases first, as one array (case_org_state_idx and case_station_idx), then
+    # their open tasks (casetask_case_status_idx).
+    subtree = Organisation.objects.filter(path__startswith=org_path).order_by().values("pk")
+    states = _states_of(nodes)
+    cases = Case.objects.filter(
+        Q(_AnyOf("org_id", subtree), state__in=states)
+        | Q(_AnyOf("station_id", subtree), state__in=states)
+    ).values("pk")
+    return held & Q(_AnyOf("case_id", cases))
+
+
+class _AnyOf(Func):
+    """``column = ANY(ARRAY(subquery))`` on PostgreSQL, ``column IN (subquery)`` elsewhere.
+
+    PostgreSQL computes the array once and probes the column's index with it, also
+    as one arm of an OR (a BitmapOr); an ``IN (subquery)`` inside an OR cannot
+    become a join and is checked row by row.
+    """
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, column: str, queryset):
+        super().__init__(F(column), Subquery(queryset))
+
+    def _parts(self, compiler):
+        column, subquery = (compiler.compile(e) for e in self.get_source_expressions())
+        return column[0], subquery[0], (*column[1], *subquery[1])
+
+    def as_sql(self, compiler, connection, **extra):
+        column, subquery, params = self._parts(compiler)
+        return f"{column} IN {subquery}", params
+
+    def as_postgresql(self, compiler, connection, **extra):
+        column, subquery, params = self._parts(compiler)
+        return f"{column} = ANY(ARRAY{subquery})", params
 
 
 def _states_of(nodes) -> list[str]:

@@ -6,6 +6,7 @@ from django.urls import reverse
 from casework import services
 from casework.models import Case, User
 from casework.states import CaseState
+from tests.conftest import member
 from tests.workflows.test_flow import assert_flow_agrees, case_in, open_task, submit
 from workflows.flows import CaseFlow
 from workflows.selectors import inbox_for
@@ -42,6 +43,26 @@ def test_each_role_sees_its_own_steps(tree):
     for outsider in (tree.baiyun_handler, tree.branch_handler, tree.city_handler):
         assert cases(outsider) == []
     assert cases(tree.youth) == [] and cases(tree.partner_staff) == []
+
+
+def test_a_district_supervisor_sees_the_steps_held_in_the_district_and_its_stations(tree):
+    # given a case waiting for intake at the district, one being verified at its
+    # station, and one escalated out of the district to the city
+    waiting = submit(tree)
+    verifying = case_in(tree, "verifying")
+    escalated = submit(tree)
+    services.case_escalate(case=escalated, actor=tree.handler, reason="beyond_capacity")
+    haizhu_supervisor = member(tree.haizhu, "supervisor", "haizhu_supervisor")
+    baiyun_supervisor = member(tree.baiyun, "supervisor", "baiyun_supervisor")
+
+    def cases(user):
+        return sorted(t.case_id for t in inbox_for(fresh(user)))
+
+    # then the district's supervisor sees the two held in the district (the station is
+    # below it), not the one the city holds now; a neighbouring district's sees none
+    assert cases(haizhu_supervisor) == sorted([waiting.pk, verifying.pk])
+    assert cases(baiyun_supervisor) == []
+    assert cases(tree.city_supervisor) == sorted([waiting.pk, verifying.pk, escalated.pk])
 
 
 def test_inbox_loads_case_category_and_org_up_front(tree, django_assert_num_queries):
