@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -503,3 +504,210 @@ def export_timeline_rows(cases: QuerySet[Case]):
         )
         .iterator(chunk_size=2000)
     )
+
+
+# --- the workbench case page (casework.views.staff) -----------------------------------
+
+# The page names its people (the handler, message authors, verifiers, uploaders): their
+# password hash, contact details, birth date and search digests are not read (each
+# encrypted value would be decrypted for nothing), and the youth's row is not read at all.
+PERSON_UNREAD = (
+    "password",
+    "email",
+    "phone",
+    "birth_date",
+    "name_digest",
+    "email_digest",
+    "phone_digest",
+)
+STAFF_CASE_RELATED = ("org", "category", "assignee", "station")
+
+
+def _unread(*people: str) -> tuple[str, ...]:
+    return tuple(f"{who}__{name}" for who in people for name in PERSON_UNREAD)
+
+
+def staff_case_queryset() -> QuerySet[Case]:
+    """A case as the workbench page reads it: with its organisation, category, handler and
+    station (the youth's row is not read: the page shows the case, not the person)."""
+    return Case.objects.select_related(*STAFF_CASE_RELATED).defer(*_unread("assignee"))
+
+
+@dataclass(frozen=True)
+class HeldTask:
+    """The open task a staff member holds on a case (``casework.services.privacy``'s
+    ``open_task``): read with the case, for the access log the page writes."""
+
+    pk: int
+    org_id: int
+    flow_task: object  # the viewflow node
+
+
+def staff_case(reference: str, user) -> Case | None:
+    """The case of the workbench page, or None. Whether the person may see it is the
+    view's question (``casework.views.staff.staff_may_view``).
+
+    On PostgreSQL one prepared statement also reads the person's memberships (cached on
+    the user, as ``permissions.roles_of`` would) and the open task they hold on the case,
+    set on the case as ``viewer_task`` (a ``HeldTask`` or None) for the access log.
+    Elsewhere the ORM reads the case alone (``viewer_task`` unset).
+    """
+    if not (user.is_authenticated and compiled_reads(_connection_for(Case))):
+        return staff_case_queryset().filter(reference=reference).first()
+    return _StaffCaseRead.get().run(reference, user)
+
+
+def compiled_reads(connection) -> bool:
+    """Whether the case page reads through its compiled statements (PostgreSQL: their
+    SQL is PostgreSQL's) or through the ORM (any other database; the tests compare both)."""
+    return connection.vendor == "postgresql"
+
+
+def _connection_for(model):
+    from django.db import connections, router
+
+    return connections[router.db_for_read(model)]
+
+
+class _StaffCaseRead:
+    """``staff_case``'s statement, compiled once per process (``casework.prepared.ModelRead``):
+    Django's compilation of the five-table SELECT and PostgreSQL's planning of it cost
+    more than running it."""
+
+    @staticmethod
+    @functools.cache
+    def get() -> _StaffCaseRead:
+        return _StaffCaseRead()
+
+    def __init__(self):
+        from workflows.models import OPEN_TASK_STATUSES, CaseTask
+
+        from .models import Membership, Organisation
+        from .prepared import ModelRead
+
+        case = f'"{Case._meta.db_table}"'
+        membership = f'"{Membership._meta.db_table}"'
+        organisation = f'"{Organisation._meta.db_table}"'
+        task = f'"{CaseTask._meta.db_table}"'
+        statuses = ", ".join(f"'{status}'" for status in OPEN_TASK_STATUSES)
+        # Parameters: the user's id (memberships), the user's id (task), the reference.
+        roles = (
+            "(SELECT json_agg(json_build_array(m.organisation_id, mo.path, m.role) "
+            f"ORDER BY m.id) FROM {membership} m JOIN {organisation} mo "
+            "ON mo.id = m.organisation_id WHERE m.user_id = %s)"
+        )
+        # privacy._purpose_for's task: the newest open task of the case at one of the
+        # person's organisations where they are not (only) a supervisor.
+        held = (
+            f"(SELECT json_build_array(t.id, t.org_id, t.flow_task) FROM {task} t "
+            f"WHERE t.case_id = {case}.id AND t.status IN ({statuses}) "
+            f"AND t.org_id IN (SELECT m.organisation_id FROM {membership} m "
+            f"WHERE m.user_id = %s AND m.role <> '{permissions.SUPERVISOR}') "
+            "ORDER BY t.created DESC LIMIT 1)"
+        )
+        queryset = staff_case_queryset().filter(pk=ModelRead.PROBE).order_by()
+        self.read = ModelRead(
+            queryset, where=f"WHERE {case}.reference = %s LIMIT 1", extra=f"{roles}, {held}"
+        )
+        self.flow_task = CaseTask._meta.get_field("flow_task")
+
+    def run(self, reference: str, user) -> Case | None:
+        connection = _connection_for(Case)
+        found = self.read.run(connection, [user.pk, user.pk, reference])
+        if found is None:
+            return None
+        case, (roles, held) = found
+        permissions.remember_roles(
+            user, tuple(permissions.Role(org, path, role) for org, path, role in roles or ())
+        )
+        case.viewer_task = None
+        if held is not None:
+            pk, org_id, ref = held
+            node = self.flow_task.from_db_value(ref, None, connection)
+            case.viewer_task = HeldTask(pk, org_id, node)
+        return case
+
+
+def _staff_case_lists() -> dict[str, QuerySet]:
+    """The case page's lists of one case, by name, before their filter on the case."""
+    from .models import Appointment, CaseMessage, Evidence, Verification
+
+    return {
+        "coordination": CoordinationTask.objects.select_related("partner").order_by(
+            "created_at", "pk"
+        ),
+        "messages": CaseMessage.objects.select_related("author")
+        .defer(*_unread("author"))
+        .order_by("created_at"),
+        "verifications": Verification.objects.select_related("verifier", "station").defer(
+            *_unread("verifier")
+        ),
+        "visits": Appointment.objects.select_related("slot", "station").order_by("pk"),
+        "evidence": Evidence.objects.select_related("uploaded_by").defer(*_unread("uploaded_by")),
+    }
+
+
+STAFF_CASE_LISTS = ("coordination", "messages", "verifications", "visits", "evidence")
+
+
+def staff_case_list(case: Case, name: str) -> list:
+    """One of the case page's lists (``STAFF_CASE_LISTS``): on PostgreSQL a statement
+    compiled once per process and prepared once per connection, else the ORM's."""
+    connection = _connection_for(Case)
+    if not compiled_reads(connection):
+        return list(_staff_case_lists()[name].filter(case_id=case.pk))
+    return [obj for obj, _extra in _compiled_list(name).run_all(connection, [case.pk])]
+
+
+@functools.cache
+def _compiled_list(name: str):
+    from .prepared import ModelRead
+
+    return ModelRead(_staff_case_lists()[name].filter(case_id=ModelRead.PROBE))
+
+
+def staff_case_timeline(case: Case) -> list[tuple]:
+    """The case page's timeline, one prepared statement: per event (seq, at, kind,
+    from_state, to_state, actor_id, actor's name, organisation's name), in order.
+
+    The actor's name is their display name, else their username; each person's name is
+    decrypted once, however many events they made.
+    """
+    from .models import CaseEvent, Organisation, User
+    from .prepared import Statement
+
+    if not _TIMELINE:
+        event = CaseEvent._meta.db_table
+        user = User._meta.db_table
+        organisation = Organisation._meta.db_table
+        _TIMELINE.append(
+            Statement(
+                "SELECT e.seq, e.at, e.kind, e.from_state, e.to_state, e.actor_id, "
+                f'u.username, u.display_name, o.name FROM "{event}" e '
+                f'LEFT JOIN "{user}" u ON u.id = e.actor_id '
+                f'LEFT JOIN "{organisation}" o ON o.id = e.org_id '
+                "WHERE e.case_id = %s ORDER BY e.seq"
+            )
+        )
+    connection = _connection_for(CaseEvent)
+    with connection.cursor() as cursor:
+        _TIMELINE[0].run(cursor, [case.pk])
+        rows = cursor.fetchall()
+    display_name = User._meta.get_field("display_name")
+    names: dict[int, str] = {}
+    timeline = []
+    for seq, at, kind, from_state, to_state, actor_id, username, encrypted, org_name in rows:
+        name = None
+        if actor_id is not None:
+            name = names.get(actor_id)
+            if name is None:
+                name = names[actor_id] = (
+                    display_name.from_db_value(encrypted, None, connection) or username
+                )
+        if isinstance(at, str):  # SQLite: the text it stores, in UTC
+            at = connection.ops.convert_datetimefield_value(at, None, connection)
+        timeline.append((seq, at, kind, from_state, to_state, actor_id, name, org_name))
+    return timeline
+
+
+_TIMELINE: list = []

@@ -236,18 +236,30 @@ def revoke_guardian_consent(*, consent: GuardianConsent, actor: User | None) -> 
 # --- access logging ----------------------------------------------------------------
 
 
-def _purpose_for(actor: User, case: Case):
-    """The task the actor holds on the case, or else the role that lets them look."""
+# ``open_task``: not read yet (the functions below read it).
+_NOT_READ = object()
+
+
+def _purpose_for(actor: User, case: Case, open_task=_NOT_READ):
+    """The task the actor holds on the case, or else the role that lets them look.
+
+    ``open_task``: that task (anything with ``pk``, ``org_id`` and ``flow_task``) or
+    None, when the caller read it already (``casework.selectors.staff_case``).
+    """
     from workflows.models import OPEN_TASK_STATUSES, CaseTask
 
     roles = permissions.roles_of(actor)
     org_ids = {r.org_id for r in roles if r.role != permissions.SUPERVISOR}
     if org_ids:
-        task = (
-            CaseTask.objects.filter(case=case, org_id__in=org_ids, status__in=OPEN_TASK_STATUSES)
-            .order_by("-created")
-            .first()
-        )
+        task = open_task
+        if task is _NOT_READ:
+            task = (
+                CaseTask.objects.filter(
+                    case=case, org_id__in=org_ids, status__in=OPEN_TASK_STATUSES
+                )
+                .order_by("-created")
+                .first()
+            )
         if task is not None:
             name = getattr(task.flow_task, "name", "") or "task"
             return f"task:{name}", task, task.org_id
@@ -278,15 +290,17 @@ def record_personal_data_access(
     purpose: str | None = None,
     task=None,
     fields: tuple[str, ...] = ("youth", "case_text"),
+    open_task=_NOT_READ,
 ) -> AccessLog | None:
     """Write who opened this case's personal data, when and why; the youth's own look is not.
 
     ``purpose`` defaults to the task the actor holds on the case (``task:<step>``),
     else their role there (handler, verifier, partner, supervision, administration).
+    ``open_task``: that task (or None), when the caller read it with the case.
     """
     if actor is None or not actor.is_authenticated or actor.pk == case.youth_id:
         return None
-    derived, held, org_id = _purpose_for(actor, case)
+    derived, held, org_id = _purpose_for(actor, case, open_task)
     if task is not None:
         held, org_id = task, task.org_id or org_id
     return AccessLog.objects.create(
@@ -294,7 +308,7 @@ def record_personal_data_access(
         case=case,
         org_id=org_id,
         purpose=(purpose or derived)[:60],
-        task=held,
+        task_id=None if held is None else held.pk,
         fields=list(fields),
     )
 

@@ -31,7 +31,7 @@ from django.views.decorators.http import require_POST
 
 from .. import forms_staff as f
 from .. import forms_stations as fs
-from .. import permissions, services
+from .. import permissions, selectors, services
 from ..errors import CaseConflict, CaseworkError, NotFound, NotPermitted
 from ..events import EventKind
 from ..models import Case, CoordinationTask, Evidence, User
@@ -97,11 +97,14 @@ def personal_data_opened(request, case: Case, *, what: str) -> None:
     """Staff opened a case's personal data (``what``: "case" or "evidence").
 
     The access log (casework.services.privacy) records it. Called once per
-    rendering, after the permission check and before anything is shown.
+    rendering, after the permission check and before anything is shown. The task
+    the person holds on the case was read with it when the page read the case
+    (``selectors.staff_case``: ``viewer_task``).
     """
     from ..services.privacy import record_personal_data_access
 
-    record_personal_data_access(actor=request.user, case=case, fields=(what,))
+    held = {"open_task": case.viewer_task} if "viewer_task" in case.__dict__ else {}
+    record_personal_data_access(actor=request.user, case=case, fields=(what,), **held)
 
 
 # --- the actions ------------------------------------------------------------------------
@@ -332,16 +335,12 @@ def refreshed_form(form_class, request, error: CaseworkError, *, fresh_version: 
 # --- pages --------------------------------------------------------------------------
 
 
-def _load_case(reference: str) -> Case | None:
-    return (
-        Case.objects.select_related("org", "category", "assignee", "station", "youth")
-        .filter(reference=reference)
-        .first()
-    )
+def _load_case(reference: str, user: User) -> Case | None:
+    return selectors.staff_case(reference, user)
 
 
 def _case_for_staff(request, reference: str) -> Case:
-    case = _load_case(reference)
+    case = _load_case(reference, request.user)
     # 404 rather than 403: a stranger learns nothing, not even that the reference exists.
     if case is None or not staff_may_view(case, request.user):
         raise Http404(_("No such case."))
@@ -349,34 +348,27 @@ def _case_for_staff(request, reference: str) -> Case:
 
 
 def timeline_rows(case: Case) -> list[dict]:
-    """The case page's timeline: each event's display strings, made once, in two queries.
+    """The case page's timeline: each event's display strings, made once, in one query.
 
-    One query reads the events with their organisation's name (no model instances),
-    one the display names of the few distinct actors: a name is decrypted once per
-    person, not once per event. ``text`` is what the page shows after the time: the
-    event, its state change, who, and which organisation.
+    ``selectors.staff_case_timeline`` reads the events with their actor's and
+    organisation's names (no model instances; a name decrypted once per person).
+    ``text`` is what the page shows after the time: the event, its state change,
+    who, and which organisation.
     """
-    events = list(
-        case.events.order_by("seq").values_list(
-            "seq",
-            "at",
-            "kind",
-            "from_state",
-            "to_state",
-            "actor_id",
-            "actor__username",
-            "org__name",
-        )
-    )
-    names = dict(
-        User.objects.filter(pk__in={row[5] for row in events if row[5]}).values_list(
-            "pk", "display_name"
-        )
-    )
     system = gettext("system")
     labels: dict[str, str] = {}
+    zone = timezone.get_current_timezone()
     rows = []
-    for seq, at, kind, from_state, to_state, actor_id, username, org_name in events:
+    for (
+        seq,
+        at,
+        kind,
+        from_state,
+        to_state,
+        actor_id,
+        name,
+        org_name,
+    ) in selectors.staff_case_timeline(case):
         label = labels.get(kind)
         if label is None:
             label = labels[kind] = str(_kind_label(kind))
@@ -384,10 +376,10 @@ def timeline_rows(case: Case) -> list[dict]:
         if to_state and from_state != to_state:
             parts.append(f" ({from_state or '—'} → {to_state})")
         parts.append(" · ")
-        parts.append((names.get(actor_id) or username) if actor_id else system)
+        parts.append(name if actor_id else system)
         if org_name:
             parts.append(f" · {org_name}")
-        local = timezone.localtime(at)
+        local = at.astimezone(zone)
         rows.append(
             {
                 "seq": seq,
@@ -417,7 +409,7 @@ def timeline_html(rows: list[dict]) -> SafeString:
 
 def _coordination_rows(case: Case, user: User, override: dict):
     rows = []
-    for task in case.coordination_tasks.select_related("partner").order_by("created_at", "pk"):
+    for task in selectors.staff_case_list(case, "coordination"):
         task.case = case  # already loaded; the forms read its version
         forms_of_task = {}
         if task.status == CoordinationTask.Status.OPEN and case.is_open:
@@ -440,6 +432,15 @@ def render_case_page(request, case: Case, *, override=None, alert=None, status: 
     # Every rendering shows the youth's words, a re-shown form after an error too.
     personal_data_opened(request, case, what="case")
     now = timezone.now()
+    coordination = _coordination_rows(case, user, override)
+    open_required = [
+        task
+        for task, _forms in coordination
+        if task.required and task.status == CoordinationTask.Status.OPEN
+    ]
+    # The state machine's "resolve" asks whether a required task is still open: the
+    # page has just read them all (``permissions.coordination_complete``).
+    case._conditions = {"coordination_complete": not open_required}
     actions = [
         (
             action,
@@ -447,12 +448,6 @@ def render_case_page(request, case: Case, *, override=None, alert=None, status: 
             or action.form_class(case=case, user=user, prefix=action.name),
         )
         for action in available_actions(case, user)
-    ]
-    coordination = _coordination_rows(case, user, override)
-    open_required = [
-        task
-        for task, _forms in coordination
-        if task.required and task.status == CoordinationTask.Status.OPEN
     ]
     events = timeline_rows(case)
     context = {
@@ -462,10 +457,10 @@ def render_case_page(request, case: Case, *, override=None, alert=None, status: 
         "alert": alert,
         "is_supervisor": permissions.supervises_path(user, case.org.path),
         "resolve_waits": case.state == CaseState.COORDINATING and bool(open_required),
-        "case_messages": list(case.messages.select_related("author").order_by("created_at")),
-        "verifications": list(case.verifications.select_related("verifier", "station")),
-        "visits": list(case.appointments.select_related("slot", "station").order_by("pk")),
-        "evidence": list(case.evidence.select_related("uploaded_by")),
+        "case_messages": selectors.staff_case_list(case, "messages"),
+        "verifications": selectors.staff_case_list(case, "verifications"),
+        "visits": selectors.staff_case_list(case, "visits"),
+        "evidence": selectors.staff_case_list(case, "evidence"),
         "coordination": coordination,
         "events": events,
         "timeline_items": timeline_html(events),
@@ -489,7 +484,7 @@ def case_page(request, reference: str):
 
 def _after_change(request, case: Case):
     """Back to the case page if the person may still see it (a moved case may be gone)."""
-    fresh = _load_case(case.reference)
+    fresh = _load_case(case.reference, request.user)
     if fresh is not None and staff_may_view(fresh, request.user):
         return redirect("casework:staff_case", reference=case.reference)
     return redirect("workflows:inbox")
