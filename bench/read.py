@@ -22,6 +22,9 @@ Each line gives p50/p95/max in ms, the number of SQL queries of one request,
 and the same count for a smaller variant (a 25-row page, a small case, a
 district's dashboard): ``queries_constant`` says they are equal, that is the
 count does not grow with the page size or the amount of data.
+``cpu_ms_per_request`` is this process's CPU time per request of the timed loop
+(``time.process_time``: the whole Django stack, not the database's backend): it
+depends much less than the latencies on what else the machine runs.
 """
 
 from __future__ import annotations
@@ -74,8 +77,12 @@ def explain(captured: list[dict], url: str) -> None:
         progress(f"--- {url}: {q['time']} s\n{q['sql']}\n{plan}\n")
 
 
+CPU = {"ms": None}
+
+
 def measure(client, url: str, repeat: int, warmup: int = 3) -> tuple[list[float], int, int]:
-    """(latencies in ms, queries of one request, status)."""
+    """(latencies in ms, queries of one request, status); the benchmark process's CPU time
+    per request of the timed loop goes to ``CPU["ms"]`` (``cpu_ms_per_request``)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -88,12 +95,14 @@ def measure(client, url: str, repeat: int, warmup: int = 3) -> tuple[list[float]
     if EXPLAIN["on"]:
         explain(captured.captured_queries, url)
     times = []
+    cpu = time.process_time()
     for _ in range(repeat):
         started = time.perf_counter()
         response = client.get(url)
         times.append((time.perf_counter() - started) * 1000)
         if response.status_code != status:
             raise SystemExit(f"{url}: status {response.status_code} after {status}")
+    CPU["ms"] = round((time.process_time() - cpu) * 1000 / max(repeat, 1), 2)
     return times, queries, status
 
 
@@ -104,6 +113,7 @@ def result(name: str, times: list[float], queries: int, status: int, **extra) ->
         p95_ms=round(percentile(times, 95), 2),
         max_ms=round(max(times), 2),
         requests=len(times),
+        cpu_ms_per_request=extra.pop("cpu_ms_per_request", None),
         queries=queries,
         status=status,
         **extra,
@@ -172,12 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         client = client_for(handler)
         url = reverse("workflows:inbox")
         times, queries, status = measure(client, url, args.repeat)
+        cpu_ms = CPU["ms"]
         _t, queries_page2, _s = measure(client, url + "?page=2", 1, warmup=0)
         result(
             "read_inbox",
             times,
             queries,
             status,
+            cpu_ms_per_request=cpu_ms,
             org_open_tasks=open_tasks,
             rows=25,
             queries_page2=queries_page2,
@@ -240,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             url = reverse("casework:supervisor")
             subtree = Case.objects.filter(org__path__startswith=org.path).count()
             times, queries, status = measure(client, url, args.repeat)
+            cpu_ms = CPU["ms"]
             # A district below it, through the same page: the count must not change.
             district = (
                 Organisation.objects.filter(path__startswith=org.path, level=3)
@@ -252,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 times,
                 queries,
                 status,
+                cpu_ms_per_request=cpu_ms,
                 scope=label,
                 subtree_cases=subtree,
                 queries_district=queries_small,
@@ -276,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         client = client_for(handler)
         url = reverse("casework:staff_case", args=[long_case.reference])
         times, queries, status = measure(client, url, args.repeat)
+        cpu_ms = CPU["ms"]
         short_client = client_for(
             Membership.objects.get(organisation_id=short_case.org_id, role="handler").user
         )
@@ -287,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             times,
             queries,
             status,
+            cpu_ms_per_request=cpu_ms,
             events=long_case.last_event_seq,
             queries_short_case=queries_short,
             short_case_events=short_case.last_event_seq,
@@ -307,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         small_token, small_events = min(cases, key=lambda c: c[1])
         url = reverse("casework:public_case", args=[token])
         times, queries, status = measure(client, url, args.repeat)
+        cpu_ms = CPU["ms"]
         _t, queries_small, _s = measure(
             client, reverse("casework:public_case", args=[small_token]), 1
         )
@@ -315,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             times,
             queries,
             status,
+            cpu_ms_per_request=cpu_ms,
             events=events,
             queries_small_case=queries_small,
             small_case_events=small_events,
