@@ -350,64 +350,45 @@ def _case_for_staff(request, reference: str) -> Case:
     return case
 
 
-def timeline_rows(case: Case) -> list[dict]:
-    """The case page's timeline: each event's display strings, made once, in one query.
+def timeline_html(case: Case) -> SafeString:
+    """The case page's timeline: its ``<li>`` items in one pass, every value escaped.
 
     ``selectors.staff_case_timeline`` reads the events with their actor's and
-    organisation's names (no model instances; a name decrypted once per person).
-    ``text`` is what the page shows after the time: the event, its state change,
-    who, and which organisation.
+    organisation's names in one query (no model instances; a name decrypted once per
+    person). An item's text (the event, its state change, who, which organisation)
+    repeats along a long timeline: each distinct text is made and escaped once (the
+    standard library's ``html.escape``, which Django's ``escape`` calls). The time is
+    the event's ISO time in the current time zone, and no escaping is needed for it.
     """
     system = gettext("system")
-    labels: dict[str, str] = {}
     zone = timezone.get_current_timezone()
-    rows = []
+    texts: dict[tuple, str] = {}
+    items = []
     for (
-        seq,
+        _seq,
         at,
         kind,
         from_state,
         to_state,
-        actor_id,
+        _actor,
         name,
         org_name,
     ) in selectors.staff_case_timeline(case):
-        label = labels.get(kind)
-        if label is None:
-            label = labels[kind] = str(_kind_label(kind))
-        parts = [label]
-        if to_state and from_state != to_state:
-            parts.append(f" ({from_state or '—'} → {to_state})")
-        parts.append(" · ")
-        parts.append(name if actor_id else system)
-        if org_name:
-            parts.append(f" · {org_name}")
-        local = at.astimezone(zone)
-        rows.append(
-            {
-                "seq": seq,
-                "iso": local.isoformat(),
-                "when": local.strftime("%Y-%m-%d %H:%M"),
-                "text": "".join(parts),
-            }
-        )
-    return rows
-
-
-def timeline_html(rows: list[dict]) -> SafeString:
-    """The timeline's ``<li>`` items in one pass, every value escaped.
-
-    A case can have hundreds of events: a template loop costs a variable lookup per
-    value, and ``format_html`` a lazy-string check per argument; this is the standard
-    library's ``html.escape`` (what Django's ``escape`` calls) once per value.
-    """
-    return mark_safe(  # every interpolated value is escaped just here
-        "\n".join(
-            f'<li><time datetime="{escape_html(row["iso"])}">{escape_html(row["when"])}</time>'
-            f"{escape_html(row['text'])}</li>"
-            for row in rows
-        )
-    )
+        key = (kind, from_state, to_state, name, org_name)
+        text = texts.get(key)
+        if text is None:
+            parts = [str(_kind_label(kind))]
+            if to_state and from_state != to_state:
+                parts.append(f" ({from_state or '—'} → {to_state})")
+            parts.append(" · ")
+            parts.append(system if name is None else name)
+            if org_name:
+                parts.append(f" · {org_name}")
+            text = texts[key] = escape_html("".join(parts))
+        iso = at.astimezone(zone).isoformat()
+        # iso[:10] and iso[11:16]: strftime("%Y-%m-%d %H:%M") of the same time
+        items.append(f'<li><time datetime="{iso}">{iso[:10]} {iso[11:16]}</time>{text}</li>')
+    return mark_safe("\n".join(items))  # every interpolated value is escaped just above
 
 
 def _coordination_rows(case: Case, user: User, override: dict):
@@ -452,7 +433,6 @@ def render_case_page(request, case: Case, *, override=None, alert=None, status: 
         )
         for action in available_actions(case, user)
     ]
-    events = timeline_rows(case)
     context = {
         "case": case,
         "badge": sla_badge(case.stage_due_at, now) if case.is_open else None,
@@ -465,8 +445,7 @@ def render_case_page(request, case: Case, *, override=None, alert=None, status: 
         "visits": selectors.staff_case_list(case, "visits"),
         "evidence": selectors.staff_case_list(case, "evidence"),
         "coordination": coordination,
-        "events": events,
-        "timeline_items": timeline_html(events),
+        "timeline_items": timeline_html(case),
     }
     # One CSRF token for the page's forms and the header's, as one template would give.
     token = get_token(request)
