@@ -548,9 +548,11 @@ def staff_case(reference: str, user) -> Case | None:
     view's question (``casework.views.staff.staff_may_view``).
 
     On PostgreSQL one prepared statement also reads the person's memberships (cached on
-    the user, as ``permissions.roles_of`` would) and the open task they hold on the case,
-    set on the case as ``viewer_task`` (a ``HeldTask`` or None) for the access log.
-    Elsewhere the ORM reads the case alone (``viewer_task`` unset).
+    the user, as ``permissions.roles_of`` would), the open task they hold on the case,
+    set on the case as ``viewer_task`` (a ``HeldTask`` or None) for the access log, and
+    their unread in-app messages, ``viewer_unread`` (the page header's count,
+    ``notifications.selectors.unread_count``). Elsewhere the ORM reads the case alone
+    (neither is set).
     """
     if not (user.is_authenticated and compiled_reads(_connection_for(Case))):
         return staff_case_queryset().filter(reference=reference).first()
@@ -580,6 +582,7 @@ class _StaffCaseRead:
         return _StaffCaseRead()
 
     def __init__(self):
+        from notifications.models import InboxItem
         from workflows.models import OPEN_TASK_STATUSES, CaseTask
 
         from .models import Membership, Organisation
@@ -590,7 +593,8 @@ class _StaffCaseRead:
         organisation = f'"{Organisation._meta.db_table}"'
         task = f'"{CaseTask._meta.db_table}"'
         statuses = ", ".join(f"'{status}'" for status in OPEN_TASK_STATUSES)
-        # Parameters: the user's id (memberships), the user's id (task), the reference.
+        inbox = f'"{InboxItem._meta.db_table}"'
+        # Parameters: the user's id (memberships, task, unread count), the reference.
         roles = (
             "(SELECT json_agg(json_build_array(m.organisation_id, mo.path, m.role) "
             f"ORDER BY m.id) FROM {membership} m JOIN {organisation} mo "
@@ -605,18 +609,22 @@ class _StaffCaseRead:
             f"WHERE m.user_id = %s AND m.role <> '{permissions.SUPERVISOR}') "
             "ORDER BY t.created DESC LIMIT 1)"
         )
+        unread = f"(SELECT count(*) FROM {inbox} i WHERE i.user_id = %s AND i.read_at IS NULL)"
         queryset = staff_case_queryset().filter(pk=ModelRead.PROBE).order_by()
         self.read = ModelRead(
-            queryset, where=f"WHERE {case}.reference = %s LIMIT 1", extra=f"{roles}, {held}"
+            queryset,
+            where=f"WHERE {case}.reference = %s LIMIT 1",
+            extra=f"{roles}, {held}, {unread}",
         )
         self.flow_task = CaseTask._meta.get_field("flow_task")
 
     def run(self, reference: str, user) -> Case | None:
         connection = _connection_for(Case)
-        found = self.read.run(connection, [user.pk, user.pk, reference])
+        found = self.read.run(connection, [user.pk, user.pk, user.pk, reference])
         if found is None:
             return None
-        case, (roles, held) = found
+        case, (roles, held, unread) = found
+        case.viewer_unread = unread
         permissions.remember_roles(
             user, tuple(permissions.Role(org, path, role) for org, path, role in roles or ())
         )

@@ -456,6 +456,8 @@ def render_case_page(request, case: Case, *, override=None, alert=None, status: 
     content = mark_safe(jinja.render_to_string("casework/staff/case.html", context))
     # The page around it; the whole context goes along (the test client records it).
     context.update(content=content, csrf_token=token)
+    if "viewer_unread" in case.__dict__:  # the header's count, read with the case
+        context["notifications_unread"] = case.viewer_unread
     return render(request, "casework/staff/case.html", context, status=status)
 
 

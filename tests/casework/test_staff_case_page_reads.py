@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from casework import selectors, services
 from casework.models import AccessLog, Case
@@ -144,7 +145,27 @@ def test_the_page_reads_no_more_for_a_long_case_than_for_a_short_one(client, tre
         with CaptureQueriesContext(connection) as captured:
             assert client.get(page(case)).status_code == 200
         counts.append(len(captured.captured_queries))
-    # session, user, the case (memberships, task held), the access log, five lists, the
-    # timeline, the unread count, the partner bodies, the handlers and the sibling
-    # organisations of the forms
-    assert counts == [15, 15, 15]
+    # session, user, the case (memberships, task held, unread count), the access log, five
+    # lists, the timeline, the partner bodies, the handlers and the sibling organisations
+    # of the forms
+    assert counts == [14, 14, 14]
+
+
+def test_the_header_counts_the_unread_messages_read_with_the_case(client, tree, monkeypatch):
+    from notifications.models import InboxItem
+
+    case = case_in(tree, CaseState.COORDINATING)
+    for n, read in enumerate((None, None, timezone.now())):
+        InboxItem.objects.create(
+            user=tree.handler, key=f"k{n}", kind="x", subject="s", body="b", read_at=read
+        )
+    InboxItem.objects.create(
+        user=tree.city_supervisor, key="other", kind="x", subject="s", body="b"
+    )
+    badges = []
+    for compiled in (True, False):
+        html, _entry = render(
+            client, tree.handler, case, compiled=compiled, monkeypatch=monkeypatch
+        )
+        badges.append(re.findall(r'<span class="badge badge--count"[^>]*>(\d+)</span>', html))
+    assert badges == [["2"], ["2"]]
