@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import functools
 
+from django.forms.utils import flatatt
 from django.template import defaultfilters
 from django.template.backends.jinja2 import Jinja2
 from django.urls import reverse
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString
 from django.utils.timezone import template_localtime
 from django.utils.translation import gettext, ngettext
 
@@ -39,13 +42,38 @@ def visit_moved(count: int) -> str:
     return ngettext("moved %(counter)s time", "moved %(counter)s times", count) % {"counter": count}
 
 
+def label_tag(field) -> SafeString:
+    """``field.label_tag()``'s HTML, without rendering Django's label template per field.
+
+    Django's own logic (the label suffix unless the label ends in punctuation, ``for``
+    the widget's id); a form with a ``required_css_class`` gets Django's own method.
+    tests/casework/test_staff_case_page_jinja.py compares the two.
+    """
+    form = field.form
+    if hasattr(form, "required_css_class"):
+        return field.label_tag()
+    contents = field.label
+    suffix = field.field.label_suffix
+    if suffix is None:
+        suffix = form.label_suffix
+    if suffix and contents and contents[-1] not in gettext(":?.!"):
+        contents = format_html("{}{}", contents, suffix)
+    widget = field.field.widget
+    id_ = widget.attrs.get("id") or field.auto_id
+    if not id_:
+        return conditional_escape(contents)
+    id_for_label = widget.id_for_label(id_)
+    attrs = flatatt({"for": id_for_label}) if id_for_label else ""
+    return format_html("<label{}>{}</label>", attrs, contents)
+
+
 def environment(**options):
     import jinja2
 
     # Django's templates keep a file's last line break; so do these.
     options["keep_trailing_newline"] = True
     env = jinja2.Environment(**options)
-    env.globals.update(_=gettext, url=url, visit_moved=visit_moved)
+    env.globals.update(_=gettext, url=url, visit_moved=visit_moved, label_tag=label_tag)
     env.filters.update(
         date=date,
         filesizeformat=defaultfilters.filesizeformat,

@@ -99,3 +99,30 @@ def test_the_page_speaks_chinese_by_default_and_every_form_carries_the_token(tre
     assert len(tokens) == forms_on_page > 5  # each action, the language switch, log out
     assert len(set(tokens)) == 1
     assert response.cookies["csrftoken"].value
+
+
+class Labels(forms.Form):
+    asked = forms.CharField(label="Why?")
+    plain = forms.CharField(label="A <b> & c")
+    own = forms.CharField(label="Own", label_suffix=" →")
+    none = forms.CharField(label="")
+    given = forms.CharField(label="Given id", widget=forms.TextInput(attrs={"id": "mine"}))
+    radio = forms.ChoiceField(choices=[("a", "A")], widget=forms.RadioSelect)
+
+
+class RequiredClass(Labels):
+    required_css_class = "needed"
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"auto_id": False}, {"label_suffix": ""}, {"prefix": "p"}])
+def test_the_label_is_djangos_label_tag(kwargs, tree):
+    case = case_in(tree, CaseState.COORDINATING)
+    staff_forms = [
+        form_class(case=case, user=tree.handler, prefix=name)
+        for name, form_class in (("refer", ReferForm), ("reject", RejectForm))
+    ]
+    for form in [Labels(**kwargs), RequiredClass(**kwargs), *staff_forms]:
+        for language in ("en", "zh-hans"):
+            with translation.override(language):
+                for field in form:
+                    assert str(jinja.label_tag(field)) == str(field.label_tag()), field.name
