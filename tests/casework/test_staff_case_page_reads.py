@@ -169,3 +169,30 @@ def test_the_header_counts_the_unread_messages_read_with_the_case(client, tree, 
         )
         badges.append(re.findall(r'<span class="badge badge--count"[^>]*>(\d+)</span>', html))
     assert badges == [["2"], ["2"]]
+
+
+def test_the_prepared_access_log_insert_writes_what_the_orm_writes(tree):
+    from django.db.models.signals import post_save
+
+    from casework.services import privacy
+
+    case = case_in(tree, CaseState.COORDINATING)
+    entries = [privacy.record_personal_data_access(actor=tree.handler, case=case)]
+
+    def listener(**kwargs):
+        pass
+
+    post_save.connect(listener, sender=AccessLog)  # a listener: the ORM's save writes
+    try:
+        entries.append(privacy.record_personal_data_access(actor=tree.handler, case=case))
+    finally:
+        post_save.disconnect(listener, sender=AccessLog)
+    fields = ("actor_id", "case_id", "org_id", "purpose", "task_id", "fields")
+    stored = [AccessLog.objects.get(pk=entry.pk) for entry in entries]
+    assert [[getattr(e, f) for f in fields] for e in stored] == [
+        [getattr(e, f) for f in fields] for e in entries
+    ]
+    assert stored[0].fields == stored[1].fields == ["youth", "case_text"]
+    assert stored[0].purpose == stored[1].purpose == "task:coordination"
+    assert stored[0].at == entries[0].at and stored[1].at == entries[1].at
+    assert not entries[0]._state.adding and entries[0].pk != entries[1].pk
