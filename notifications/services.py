@@ -348,13 +348,19 @@ def write_outbox(pairs) -> list[int]:
 
 
 # ``_facts`` in SQL, for events already in the database (the sweep's batches): the same
-# keys and values, read from the event and its case's row after the change.
-_FACTS_SQL = """jsonb_build_object(
+# keys and values, read from the event and its case's row after the change. The payload
+# keeps the keys of ``_PAYLOAD_KEYS`` the event has, one ``CASE`` a key (constants of this
+# module): no set-returning ``jsonb_each`` and aggregate over every key per row.
+_PAYLOAD_SQL = " || ".join(
+    f"CASE WHEN e.payload ? '{key}' THEN jsonb_build_object('{key}', e.payload->'{key}') "
+    "ELSE '{}'::jsonb END"
+    for key in _PAYLOAD_KEYS
+)
+_FACTS_SQL = f"""jsonb_build_object(
     'seq', e.seq, 'org', COALESCE(e.org_id, c.org_id), 'youth', c.youth_id,
     'station', c.station_id, 'actor', e.actor_id, 'ref', c.reference,
     'category', c.category_id, 'state', c.state, 'due', to_jsonb(c.stage_due_at),
-    'payload', (SELECT COALESCE(jsonb_object_agg(k, v), '{}'::jsonb)
-                FROM jsonb_each(e.payload) AS p(k, v) WHERE k = ANY(%s)))"""
+    'payload', {_PAYLOAD_SQL})"""
 
 
 def outbox_insert_from(source: str, cases: str | None = None) -> tuple[str, list]:
@@ -376,7 +382,7 @@ def outbox_insert_from(source: str, cases: str | None = None) -> tuple[str, list
         f"FROM {source} e JOIN {cases} c ON c.id = e.case_id "
         "WHERE e.kind = ANY(%s) RETURNING id"
     )
-    return sql, [list(_PAYLOAD_KEYS), now, relay_after, sorted(RECIPIENTS)]
+    return sql, [now, relay_after, sorted(RECIPIENTS)]
 
 
 def outbox_written(ids: list[int]) -> None:
@@ -411,13 +417,7 @@ def write_outbox_for_events(event_ids: list[int]) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
-            [
-                list(_PAYLOAD_KEYS),
-                now,
-                relay_after,
-                array_literal(event_ids),
-                sorted(RECIPIENTS),
-            ],
+            [now, relay_after, array_literal(event_ids), sorted(RECIPIENTS)],
         )
         ids = [pk for (pk,) in cursor.fetchall()]
     if ids:

@@ -174,6 +174,26 @@ def test_outbox_rows_written_in_sql_for_a_sweep_hold_the_same_facts(tree):
     assert written.facts["due"] and written.facts["org"] == tree.city.pk
 
 
+@pytest.mark.postgres
+def test_outbox_facts_in_sql_keep_only_the_payload_keys_the_fan_out_reads(tree):
+    # given a referral, whose payload holds the task and partner and two keys nobody reads
+    case = submit(tree)
+    cases.case_accept(case=case, actor=tree.handler)
+    cases.case_schedule_verification(case=case, actor=tree.handler, station=tree.station)
+    cases.case_record_verification(case=case, actor=tree.verifier, confirmed=True, findings="属实")
+    task = coordination.case_refer(
+        case=case, actor=tree.handler, partner=tree.partner, instructions="请协调学校"
+    )
+    event = case.events.get(kind="referred")
+    assert set(event.payload) == {"task", "partner", "required", "due_at"}
+    [written] = OutboxEvent.objects.filter(event=event)
+    # when the sweep's path writes the outbox row from the database rows
+    [again] = services.write_outbox_for_events([event.pk])
+    # then it keeps the same two keys, with the same values, as the Python path
+    assert OutboxEvent.objects.get(pk=again).facts == written.facts
+    assert written.facts["payload"] == {"task": task.pk, "partner": tree.partner.pk}
+
+
 def test_bulk_notifications_for_a_sweep(tree, django_assert_max_num_queries):
     created = [submit(tree) for _ in range(5)]
     OutboxEvent.objects.all().delete()
