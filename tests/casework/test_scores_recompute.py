@@ -174,6 +174,34 @@ def test_the_copies_follow_exactly_the_counted_kinds(tree):
     assert [row[3] for row in added if row[4] == "escalated"] == [tree.baiyun.pk]
 
 
+def test_events_appended_in_one_statement_get_their_copies_in_it(tree):
+    # Given a case, and events of every kind appended by one multi-row INSERT (as the
+    # SLA sweep's batch statement appends its escalations)
+    from casework.events import EventKind
+
+    case = case_in(tree, CaseState.SUBMITTED)
+    before = stored_score_events()
+    last = CaseEvent.objects.filter(case=case).order_by("-seq").values_list("seq", flat=True)[0]
+    now = timezone.now()
+    CaseEvent.objects.bulk_create(
+        CaseEvent(
+            case=case,
+            seq=last + n,
+            kind=kind,
+            org_id=tree.haizhu.pk,
+            at=now,
+            payload={"from_org": tree.baiyun.pk} if kind == "escalated" else {},
+            hash="0" * 64,
+        )
+        for n, kind in enumerate(EventKind.values, start=1)
+    )
+    # Then exactly the counted ones got a copy, with the case's category
+    added = stored_score_events() - before
+    assert sorted(row[4] for row in added) == sorted(COUNTED_EVENT_KINDS)
+    assert {row[1] for row in added} == {case.category_id}
+    assert stored_score_events() == expected_score_events()
+
+
 def test_the_recompute_updates_adds_and_removes_rows(tree):
     # Given stored rows where one subject lost its row and a stale one has a row
     busy_history(tree)
