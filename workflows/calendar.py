@@ -54,9 +54,13 @@ class BusinessCalendar:
     workdays: frozenset[date] = frozenset()
     weekend: frozenset[int] = frozenset({SATURDAY, SUNDAY})
     tz: ZoneInfo = field(init=False, repr=False, compare=False)
+    # Each day's working intervals, made once: every clock that moves walks the same
+    # few days (the calendar is immutable, so they never change).
+    _days: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "tz", ZoneInfo(self.time_zone))
+        object.__setattr__(self, "_days", {})
 
     @property
     def day_length(self) -> timedelta:
@@ -68,14 +72,22 @@ class BusinessCalendar:
             return True
         return day.weekday() not in self.weekend and day not in self.holidays
 
-    def _intervals(self, day: date) -> list[tuple[datetime, datetime]]:
+    def _intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
         """The working intervals of ``day`` as aware local datetimes (empty on a day off)."""
-        if not self.is_working_day(day):
-            return []
-        return [
-            (datetime.combine(day, a, tzinfo=self.tz), datetime.combine(day, b, tzinfo=self.tz))
-            for a, b in self.hours
-        ]
+        found = self._days.get(day)
+        if found is None:
+            found = self._days[day] = (
+                tuple(
+                    (
+                        datetime.combine(day, a, tzinfo=self.tz),
+                        datetime.combine(day, b, tzinfo=self.tz),
+                    )
+                    for a, b in self.hours
+                )
+                if self.is_working_day(day)
+                else ()
+            )
+        return found
 
     def add(self, start: datetime, amount: timedelta) -> datetime:
         """The moment ``amount`` of working time after ``start``.
