@@ -14,21 +14,12 @@ from django.db.models import Q, QuerySet
 
 from .. import permissions
 from ..models import Case, CaseEvent, CaseMessage, CoordinationTask, Membership, Organisation
-from ..selectors import cases_visible_to
+from ..selectors import PERSON_UNREAD, cases_visible_to
 
 CASE_RELATED = ("org", "category", "assignee", "station", "requested_org", "youth")
 # A case body shows its people as a reference (id and name): their password hash, contact
-# details and birth date are not read (those are encrypted: each would be decrypted for
-# every row of every page), nor the digests that find people by them.
-PERSON_UNREAD = (
-    "password",
-    "email",
-    "phone",
-    "birth_date",
-    "name_digest",
-    "email_digest",
-    "phone_digest",
-)
+# details and birth date are not read (``PERSON_UNREAD``: those are encrypted, and each
+# would be decrypted for every row of every page), nor the digests that find people by them.
 CASE_UNREAD = tuple(f"{who}__{name}" for who in ("youth", "assignee") for name in PERSON_UNREAD)
 
 

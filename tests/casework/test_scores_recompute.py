@@ -148,16 +148,14 @@ def test_every_counted_event_has_its_narrow_copy(tree):
     assert any(row[3] is not None for row in stored if row[4] == "escalated")
 
 
-def test_the_copies_follow_exactly_the_counted_kinds(tree):
-    # Given one event of every kind appended to a case
+def one_event_of_every_kind(tree, case) -> list[CaseEvent]:
+    """Unsaved events of every kind for ``case``, after its last one."""
     from casework.events import EventKind
 
-    case = case_in(tree, CaseState.SUBMITTED)
-    before = stored_score_events()
     last = CaseEvent.objects.filter(case=case).order_by("-seq").values_list("seq", flat=True)[0]
     now = timezone.now()
-    for n, kind in enumerate(EventKind.values, start=1):
-        CaseEvent.objects.create(
+    return [
+        CaseEvent(
             case=case,
             seq=last + n,
             kind=kind,
@@ -166,6 +164,16 @@ def test_the_copies_follow_exactly_the_counted_kinds(tree):
             payload={"from_org": tree.baiyun.pk} if kind == "escalated" else {},
             hash="0" * 64,
         )
+        for n, kind in enumerate(EventKind.values, start=1)
+    ]
+
+
+def test_the_copies_follow_exactly_the_counted_kinds(tree):
+    # Given one event of every kind appended to a case, one statement each
+    case = case_in(tree, CaseState.SUBMITTED)
+    before = stored_score_events()
+    for event in one_event_of_every_kind(tree, case):
+        event.save(force_insert=True)
     # Then exactly the kinds the scores count got a copy (the trigger's list of kinds is
     # the one casework.services.scores counts)
     added = stored_score_events() - before
@@ -177,24 +185,9 @@ def test_the_copies_follow_exactly_the_counted_kinds(tree):
 def test_events_appended_in_one_statement_get_their_copies_in_it(tree):
     # Given a case, and events of every kind appended by one multi-row INSERT (as the
     # SLA sweep's batch statement appends its escalations)
-    from casework.events import EventKind
-
     case = case_in(tree, CaseState.SUBMITTED)
     before = stored_score_events()
-    last = CaseEvent.objects.filter(case=case).order_by("-seq").values_list("seq", flat=True)[0]
-    now = timezone.now()
-    CaseEvent.objects.bulk_create(
-        CaseEvent(
-            case=case,
-            seq=last + n,
-            kind=kind,
-            org_id=tree.haizhu.pk,
-            at=now,
-            payload={"from_org": tree.baiyun.pk} if kind == "escalated" else {},
-            hash="0" * 64,
-        )
-        for n, kind in enumerate(EventKind.values, start=1)
-    )
+    CaseEvent.objects.bulk_create(one_event_of_every_kind(tree, case))
     # Then exactly the counted ones got a copy, with the case's category
     added = stored_score_events() - before
     assert sorted(row[4] for row in added) == sorted(COUNTED_EVENT_KINDS)
