@@ -3,9 +3,14 @@
 One database with the project's tables (``sweep.load_project``: about 5,000
 organisations, ``--cases`` cases, an open flow task per open case) and the
 reference tables (reference/schema.sql) side by side. For each client count,
-pgbench runs reference/transition.sql with that many clients, then the same
-number of client *processes* run the application's operation for the same
-number of seconds. The ratio is the application's rate over pgbench's.
+pgbench runs reference/transition.sql with that many clients and the same
+number of client *processes* run the application's operation, each for
+``--seconds`` in all, taking turns in ``--rounds`` rounds (pgbench's share of a
+round, then the application's). The ratio is the application's rate over
+pgbench's. Taking turns puts both under the same conditions of the machine: on
+a shared virtual machine the reference's rate alone moves by a factor of two
+between consecutive ten-second runs, and one long run of each compared two
+different machines.
 """
 
 from __future__ import annotations
@@ -30,9 +35,20 @@ REFERENCE_CASES = 100_000  # reference/transition.sql: random(1, 100000)
 def parse_args(name: str, doc: str, argv, default_url: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"python -m bench {name}", description=doc)
     parser.add_argument("--cases", type=int, default=100_000, help="cases loaded (100,000)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each run (20)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=20.0,
+        help="seconds each of the reference and the application runs, over all rounds (20)",
+    )
     parser.add_argument(
         "--clients", default="1,8", help="comma-separated client counts (processes), e.g. 1,8"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="rounds in which the reference and the application take turns (4)",
     )
     parser.add_argument(
         "--reuse",
@@ -40,7 +56,16 @@ def parse_args(name: str, doc: str, argv, default_url: str) -> argparse.Namespac
         help="keep the database of an earlier run instead of loading a new one",
     )
     args = parser.parse_args(argv)
-    args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
+    try:
+        args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
+    except ValueError:
+        parser.error(f"--clients: comma-separated whole numbers, not {args.clients!r}")
+    if not args.clients or min(args.clients) < 1:
+        parser.error("--clients: at least one client count, each 1 or more")
+    if args.rounds < 1:
+        parser.error("--rounds: 1 or more")
+    if args.seconds / args.rounds < 1:
+        parser.error("--seconds: at least one second per round")
     args.url = os.environ.get("BENCH_DATABASE_URL", default_url)
     return args
 
@@ -101,75 +126,150 @@ def pgbench_tps(url: str, clients: int, seconds: float) -> float:
     return float(match.group(1))
 
 
-def _child(worker, index, clients, seconds, ready, go, results):
+def _child(worker, index, clients, seconds, ready, gos, stop, results):
+    """One client process: prepare (untimed), then for each round wait for its turn
+    and repeat the operation for ``seconds``; each round's count goes to ``results``."""
     from django.db import connection
 
+    prepared = False
     try:
         step = worker(index, clients)  # setup, untimed: returns the operation to repeat
-        ready.put(index)
-        go.wait()
-        done = 0
-        deadline = time.perf_counter() + seconds
-        started = time.perf_counter()
-        while time.perf_counter() < deadline:
-            step()
-            done += 1
-        elapsed = time.perf_counter() - started
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        results.put((index, done, elapsed, rss, None))
+        ready.put((index, None))
+        prepared = True
+        for number, go in enumerate(gos):
+            go.wait()
+            if stop.is_set():
+                return
+            done = 0
+            deadline = time.perf_counter() + seconds
+            started = time.perf_counter()
+            while time.perf_counter() < deadline:
+                step()
+                done += 1
+            elapsed = time.perf_counter() - started
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            results.put((number, index, done, elapsed, rss, None))
     except BaseException as exc:  # reported by the parent
-        results.put((index, 0, 0.0, 0.0, repr(exc)))
+        if prepared:
+            results.put((-1, index, 0, 0.0, 0.0, repr(exc)))
+        else:
+            ready.put((index, repr(exc)))
         raise
     finally:
         connection.close()
 
 
-def run_clients(worker: Callable, clients: int, seconds: float) -> tuple[float, float]:
-    """Run ``worker`` in ``clients`` forked processes for ``seconds``; (rate, peak RSS MiB).
+class Clients:
+    """``clients`` forked processes running ``worker``, one timed round at a time.
 
     ``worker(index, clients)`` runs in the child, prepares (untimed) and returns
-    a function that performs one operation.
+    a function that performs one operation. The processes are started (and
+    prepared) once; between rounds they wait, their connections idle.
     """
-    from django.db import connections
 
-    connections.close_all()  # each child opens its own connection
-    ctx = multiprocessing.get_context("fork")
-    ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    procs = [
-        ctx.Process(target=_child, args=(worker, i, clients, seconds, ready, go, results))
-        for i in range(clients)
-    ]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.get(timeout=600)
-    go.set()
-    outcomes = [results.get(timeout=seconds + 600) for _ in procs]
-    for p in procs:
-        p.join()
-    errors = [o[4] for o in outcomes if o[4]]
-    if errors:
-        raise SystemExit(f"a client failed: {errors[0]}")
-    rate = sum(done / elapsed for _, done, elapsed, _, _ in outcomes if elapsed)
-    return rate, max(o[3] for o in outcomes)
+    def __init__(self, worker: Callable, clients: int, seconds: float, rounds: int = 1):
+        from django.db import connections
+
+        connections.close_all()  # each child opens its own connection
+        ctx = multiprocessing.get_context("fork")
+        self.clients, self.seconds = clients, seconds
+        self.ready, self.results = ctx.Queue(), ctx.Queue()
+        self.gos = [ctx.Event() for _ in range(rounds)]
+        self.stopping = ctx.Event()
+        self.round = 0
+        self.procs = [
+            ctx.Process(
+                target=_child,
+                args=(
+                    worker,
+                    i,
+                    clients,
+                    seconds,
+                    self.ready,
+                    self.gos,
+                    self.stopping,
+                    self.results,
+                ),
+            )
+            for i in range(clients)
+        ]
+        for p in self.procs:
+            p.start()
+        errors = [error for _i, error in (self.ready.get(timeout=600) for _ in self.procs)]
+        if any(errors):
+            self.stop()
+            raise SystemExit(f"a client failed: {next(e for e in errors if e)}")
+
+    def run_round(self) -> list[tuple[int, float, float]]:
+        """The next round: (operations, seconds, peak RSS MiB) of each client."""
+        self.gos[self.round].set()
+        self.round += 1
+        outcomes = sorted(
+            (self.results.get(timeout=self.seconds + 600) for _ in self.procs),
+            key=lambda outcome: outcome[1],  # by client, the same order every round
+        )
+        errors = [o[5] for o in outcomes if o[5]]
+        if errors:
+            self.stop()
+            raise SystemExit(f"a client failed: {errors[0]}")
+        return [(done, elapsed, rss) for _n, _i, done, elapsed, rss, _e in outcomes]
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for go in self.gos:
+            go.set()  # a client still waiting for a round ends without running it
+        for p in self.procs:
+            p.join()
+
+
+def rate_of(rounds: list[list[tuple[int, float, float]]]) -> float:
+    """Operations per second of all clients over all rounds: each client's count over
+    its own timed seconds, summed over the clients."""
+    per_client = zip(*rounds, strict=True)
+    return sum(
+        sum(done for done, _e, _r in client) / elapsed
+        for client in per_client
+        if (elapsed := sum(e for _d, e, _r in client))
+    )
 
 
 def measure(bench: str, args, worker: Callable, **extra) -> None:
-    """For each client count: pgbench's reference rate, then the application's; one line each."""
+    """For each client count: pgbench's reference rate and the application's, taking
+    turns in ``args.rounds`` rounds; one JSON line each."""
     own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rounds = args.rounds
+    share = args.seconds / rounds
     for clients in args.clients:
-        progress(f"{bench}: reference with {clients} client(s), {args.seconds:.0f} s")
-        reference = pgbench_tps(args.url, clients, args.seconds)
-        progress(f"{bench}: application with {clients} process(es), {args.seconds:.0f} s")
-        rate, child_peak = run_clients(worker, clients, args.seconds)
+        progress(f"{bench}: preparing {clients} client process(es)")
+        group = Clients(worker, clients, share, rounds)
+        references, outcomes = [], []
+        try:
+            for number in range(1, rounds + 1):
+                progress(
+                    f"{bench}: round {number}/{rounds}: reference with {clients} client(s), "
+                    f"then the application, {share:g} s each"
+                )
+                references.append(pgbench_tps(args.url, clients, share))
+                outcomes.append(group.run_round())
+        finally:
+            group.stop()
+        reference = sum(references) / len(references)
+        rate = rate_of(outcomes)
         emit(
             bench=bench,
             clients=clients,
             seconds=args.seconds,
+            rounds=rounds,
             rate=round(rate, 1),
             reference_rate=round(reference, 1),
             ratio=round(rate / reference, 3) if reference else None,
+            round_ratios=[
+                round(rate_of([outcome]) / ref, 3) if ref else None
+                for outcome, ref in zip(outcomes, references, strict=True)
+            ],
             load_avg=[round(x, 2) for x in os.getloadavg()],
-            peak_rss_mb=round(max(own_peak, child_peak), 1),
+            peak_rss_mb=round(
+                max(own_peak, *(rss for outcome in outcomes for _d, _e, rss in outcome)), 1
+            ),
             **extra,
         )

@@ -13,7 +13,8 @@ intake (accept) → schedule_verification → verification (confirmed) →
 coordination (resolve) → feedback (give_feedback), after which the case waits
 for the youth and leaves the pool. The handler of the case's organisation
 (also its verifier) does every step. The reference is reference/transition.sql
-under pgbench with the same number of clients, in the same run.
+under pgbench with the same number of clients, in the same run, the two taking
+turns in ``--rounds`` rounds.
 """
 
 from __future__ import annotations

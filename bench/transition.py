@@ -16,7 +16,8 @@ cases and picks one at random per operation. A person is loaded once per
 process (as a logged-in session would have it) but their memberships are read
 afresh for every operation, as each request does. The reference is
 reference/transition.sql under pgbench with the same number of clients, in the
-same run, for the same duration. One JSON line per client count on stdout.
+same run, for the same duration, the two taking turns in ``--rounds`` rounds
+(``round_ratios`` in the output). One JSON line per client count on stdout.
 """
 
 from __future__ import annotations
