@@ -39,7 +39,7 @@ def parse_args(name: str, doc: str, argv, default_url: str) -> argparse.Namespac
         "--seconds",
         type=float,
         default=20.0,
-        help="seconds each of the reference and the application runs, over all rounds (20)",
+        help="seconds each side runs over all rounds, in whole seconds a round (20)",
     )
     parser.add_argument(
         "--clients", default="1,8", help="comma-separated client counts (processes), e.g. 1,8"
@@ -136,7 +136,7 @@ def _child(worker, index, clients, seconds, ready, gos, stop, results):
         step = worker(index, clients)  # setup, untimed: returns the operation to repeat
         ready.put((index, None))
         prepared = True
-        for number, go in enumerate(gos):
+        for go in gos:
             go.wait()
             if stop.is_set():
                 return
@@ -148,10 +148,10 @@ def _child(worker, index, clients, seconds, ready, gos, stop, results):
                 done += 1
             elapsed = time.perf_counter() - started
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            results.put((number, index, done, elapsed, rss, None))
+            results.put((index, done, elapsed, rss, None))
     except BaseException as exc:  # reported by the parent
         if prepared:
-            results.put((-1, index, 0, 0.0, 0.0, repr(exc)))
+            results.put((index, 0, 0.0, 0.0, repr(exc)))
         else:
             ready.put((index, repr(exc)))
         raise
@@ -172,7 +172,7 @@ class Clients:
 
         connections.close_all()  # each child opens its own connection
         ctx = multiprocessing.get_context("fork")
-        self.clients, self.seconds = clients, seconds
+        self.seconds = seconds
         self.ready, self.results = ctx.Queue(), ctx.Queue()
         self.gos = [ctx.Event() for _ in range(rounds)]
         self.stopping = ctx.Event()
@@ -206,13 +206,13 @@ class Clients:
         self.round += 1
         outcomes = sorted(
             (self.results.get(timeout=self.seconds + 600) for _ in self.procs),
-            key=lambda outcome: outcome[1],  # by client, the same order every round
+            key=lambda outcome: outcome[0],  # by client, the same order every round
         )
-        errors = [o[5] for o in outcomes if o[5]]
+        errors = [o[4] for o in outcomes if o[4]]
         if errors:
             self.stop()
             raise SystemExit(f"a client failed: {errors[0]}")
-        return [(done, elapsed, rss) for _n, _i, done, elapsed, rss, _e in outcomes]
+        return [(done, elapsed, rss) for _i, done, elapsed, rss, _e in outcomes]
 
     def stop(self) -> None:
         self.stopping.set()
@@ -238,7 +238,8 @@ def measure(bench: str, args, worker: Callable, **extra) -> None:
     turns in ``args.rounds`` rounds; one JSON line each."""
     own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rounds = args.rounds
-    share = args.seconds / rounds
+    # pgbench times whole seconds: both sides run the same whole seconds a round.
+    share = max(1, round(args.seconds / rounds))
     for clients in args.clients:
         progress(f"{bench}: preparing {clients} client process(es)")
         group = Clients(worker, clients, share, rounds)
@@ -247,7 +248,7 @@ def measure(bench: str, args, worker: Callable, **extra) -> None:
             for number in range(1, rounds + 1):
                 progress(
                     f"{bench}: round {number}/{rounds}: reference with {clients} client(s), "
-                    f"then the application, {share:g} s each"
+                    f"then the application, {share} s each"
                 )
                 references.append(pgbench_tps(args.url, clients, share))
                 outcomes.append(group.run_round())
@@ -258,7 +259,7 @@ def measure(bench: str, args, worker: Callable, **extra) -> None:
         emit(
             bench=bench,
             clients=clients,
-            seconds=args.seconds,
+            seconds=share * rounds,
             rounds=rounds,
             rate=round(rate, 1),
             reference_rate=round(reference, 1),
